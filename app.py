@@ -1,0 +1,116 @@
+"""flowtrader's Lambdas: HTTP routes, the queue worker and schedules.
+
+Each handler parses its input, calls one service and maps the result to a response. Nothing
+heavy is imported here: adapters (boto3, vendor SDKs) load lazily in `chalicelib.bootstrap`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from chalice import Chalice, Rate, Response
+
+from chalicelib import bootstrap
+from chalicelib.domain import utc_now
+from chalicelib.settings import VERSION
+
+app = Chalice(app_name="flowtrader")
+app.log.setLevel(logging.INFO)
+
+WEBHOOK_CONTENT_TYPES = [
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",  # curl -d without a content type
+]
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _source_ip() -> str | None:
+    context = app.current_request.context or {}
+    return (context.get("identity") or {}).get("sourceIp")
+
+
+@app.route("/webhook", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def webhook() -> Response:
+    from chalicelib.services.ingest_alert import WebhookRejected, ingest_alert
+
+    c = bootstrap.container()
+    try:
+        result = ingest_alert(
+            app.current_request.raw_body or b"",
+            _source_ip(),
+            settings=c.settings,
+            store=c.alert_store,
+            queue=c.alert_queue,
+            now=utc_now(),
+        )
+    except WebhookRejected as rejected:
+        return _json(rejected.status, rejected.body())
+    if result.status == "duplicate":
+        return _json(200, {"status": "duplicate", "alert_id": result.alert_id})
+    return _json(202, {"status": "accepted", "alert_id": result.alert_id})
+
+
+def _authorized() -> bool:
+    expected = bootstrap.container().settings.api_token.get_secret_value()
+    header = (app.current_request.headers or {}).get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return (
+        bool(expected)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(token.strip().encode(), expected.encode())
+    )
+
+
+def _unauthorized() -> Response:
+    return Response(
+        body={"error": "missing or wrong bearer token"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+@app.route("/api/alerts/{alert_id}", methods=["GET"])
+def get_alert(alert_id: str) -> Response:
+    if not _authorized():
+        return _unauthorized()
+    record = bootstrap.container().alert_store.get(alert_id)
+    if record is None:
+        return _json(404, {"error": f"no alert {alert_id}"})
+    return _json(200, record)
+
+
+@app.route("/api/health", methods=["GET"])
+def health() -> Response:
+    from chalicelib.services.health import check_health
+
+    report = check_health(bootstrap.container())
+    report["version"] = VERSION
+    return _json(200 if report["ready"] else 503, report)
+
+
+@app.on_sqs_message(queue="flowtrader-alerts", batch_size=10)
+def process_alerts(event: Any) -> dict[str, Any]:
+    """Process a batch of queued alerts; failed records are reported for redelivery."""
+    from chalicelib.services.queue_worker import handle_batch
+
+    raw = event.to_dict() if hasattr(event, "to_dict") else event
+    return handle_batch(raw, bootstrap.container())
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def requeue_pending(event: Any) -> dict[str, Any]:
+    """Queue alerts whose enqueue failed after they were stored."""
+    from chalicelib.services.ingest_alert import requeue_pending as sweep
+
+    c = bootstrap.container()
+    requeued = sweep(c.alert_store, c.alert_queue, utc_now())
+    if requeued:
+        app.log.info(json.dumps({"requeued": requeued}))
+    return {"requeued": len(requeued)}

@@ -1,0 +1,1 @@
+"""flowtrader's Lambda code: everything Chalice deploys beside app.py."""

@@ -1,0 +1,204 @@
+"""Alerts in DynamoDB, stored exactly once per idempotency key.
+
+Table layout (one table, `pk` only):
+- ``alert#<alert_id>``: the alert (JSON in ``alert``), its ``status``/``reason`` and
+  processing details; ``pending``/``stored_at`` while it is not yet on the queue (a sparse
+  index lets the sweeper find alerts whose enqueue failed).
+- ``key#<dedupe_key>``: which alert first claimed the key, until ``expires_at``.
+Both are written in one transaction, so a key never points at a missing alert.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.domain import Alert, AlertStatus
+from chalicelib.ports import StorageUnavailable
+
+PENDING_INDEX = "pending"
+
+
+def _alert_pk(alert_id: str) -> dict[str, str]:
+    return {"pk": {"S": f"alert#{alert_id}"}}
+
+
+def _key_pk(dedupe_key: str) -> dict[str, str]:
+    return {"pk": {"S": f"key#{dedupe_key}"}}
+
+
+class DynamoAlertStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._ddb = client
+        self._table = table
+
+    def store_once(
+        self,
+        alert_id: str,
+        dedupe_key: str,
+        alert: Alert,
+        received_at: datetime,
+        dedupe_until: datetime,
+        source_ip: str | None,
+    ) -> str | None:
+        now_epoch = int(received_at.timestamp())
+        stamp = received_at.isoformat()
+        item = {
+            **_alert_pk(alert_id),
+            "alert_id": {"S": alert_id},
+            "alert": {"S": alert.model_dump_json(exclude_none=True)},
+            "symbol": {"S": alert.symbol},
+            "action": {"S": alert.action.value},
+            "status": {"S": AlertStatus.STORED.value},
+            "reason": {"S": "stored; waiting for the queue"},
+            "received_at": {"S": stamp},
+            "stored_at": {"S": stamp},
+            "pending": {"S": "1"},
+            "dedupe_key": {"S": dedupe_key},
+        }
+        if source_ip:
+            item["source_ip"] = {"S": source_ip}
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                **_key_pk(dedupe_key),
+                                "alert_id": {"S": alert_id},
+                                "expires_at": {"N": str(int(dedupe_until.timestamp()))},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise StorageUnavailable(str(exc)) from exc
+            first = self._first_claimant(dedupe_key)
+            if first is None:
+                raise StorageUnavailable("idempotency key conflict without an owner") from exc
+            return first
+        except BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return None
+
+    def _first_claimant(self, dedupe_key: str) -> str | None:
+        try:
+            got = self._ddb.get_item(
+                TableName=self._table, Key=_key_pk(dedupe_key), ConsistentRead=True
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        item = got.get("Item")
+        return item["alert_id"]["S"] if item else None
+
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        got = self._ddb.get_item(
+            TableName=self._table, Key=_alert_pk(alert_id), ConsistentRead=True
+        )
+        item = got.get("Item")
+        if not item:
+            return None
+        record: dict[str, Any] = {
+            "alert_id": item["alert_id"]["S"],
+            "status": item["status"]["S"],
+            "reason": item.get("reason", {}).get("S", ""),
+            "received_at": item["received_at"]["S"],
+            "alert": json.loads(item["alert"]["S"]),
+        }
+        if "details" in item:
+            record["details"] = json.loads(item["details"]["S"])
+        if "updated_at" in item:
+            record["updated_at"] = item["updated_at"]["S"]
+        return record
+
+    def mark_queued(self, alert_id: str) -> None:
+        """Leave the pending index; only moves a still-`stored` alert to `queued`."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_alert_pk(alert_id),
+                UpdateExpression="REMOVE pending SET #s = :queued, reason = :why",
+                ConditionExpression="#s = :stored",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":queued": {"S": AlertStatus.QUEUED.value},
+                    ":stored": {"S": AlertStatus.STORED.value},
+                    ":why": {"S": "queued for processing"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise StorageUnavailable(str(exc)) from exc
+
+    def pending(self, older_than: datetime) -> list[str]:
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "pending = :one AND stored_at < :cutoff",
+            "ExpressionAttributeValues": {
+                ":one": {"S": "1"},
+                ":cutoff": {"S": older_than.isoformat()},
+            },
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            ids += [it["pk"]["S"].removeprefix("alert#") for it in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def record_outcome(
+        self,
+        alert_id: str,
+        status: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+        only_if_status_in: tuple[str, ...] | None = None,
+        updated_at: datetime | None = None,
+    ) -> bool:
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": {"S": status}, ":r": {"S": reason}}
+        sets = ["#s = :s", "reason = :r"]
+        if details is not None:
+            sets.append("details = :d")
+            values[":d"] = {"S": json.dumps(details, default=str)}
+        if updated_at is not None:
+            sets.append("updated_at = :u")
+            values[":u"] = {"S": updated_at.isoformat()}
+        condition = "attribute_exists(pk)"
+        if only_if_status_in:
+            placeholders = []
+            for i, allowed in enumerate(only_if_status_in):
+                values[f":a{i}"] = {"S": allowed}
+                placeholders.append(f":a{i}")
+            condition += f" AND #s IN ({', '.join(placeholders)})"
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_alert_pk(alert_id),
+                UpdateExpression="REMOVE pending SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

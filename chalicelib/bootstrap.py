@@ -1,0 +1,66 @@
+"""The composition root: the one place that knows which adapter serves which port.
+
+Adapters (and the boto3/vendor clients inside them) are built lazily, on first use, so a
+cold start pays only for what the invoked handler touches.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from chalicelib.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+    from chalicelib.adapters.sqs import SqsAlertQueue
+
+
+class Container:
+    """Adapters built from one `Settings`, each on first use."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or load_settings()
+
+    @cached_property
+    def boto_session(self):
+        import boto3
+
+        return boto3.session.Session()
+
+    @cached_property
+    def alert_store(self) -> DynamoAlertStore:
+        from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+
+        return DynamoAlertStore(self.boto_session.client("dynamodb"), self.settings.alerts_table)
+
+    @cached_property
+    def alert_queue(self) -> SqsAlertQueue:
+        from chalicelib.adapters.sqs import SqsAlertQueue
+
+        return SqsAlertQueue(self.boto_session.client("sqs"), self.settings.queue_url)
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def container() -> Container:
+    global _container
+    if _container is None:
+        with _lock:
+            if _container is None:
+                _container = Container()
+    return _container
+
+
+def reset(new: Container | None = None) -> None:
+    """Drop the cached container (tests, and the local stack after it sets the env)."""
+    global _container
+    with _lock:
+        _container = new

@@ -1,0 +1,252 @@
+"""The trading vocabulary every layer speaks: alerts, orders, fills, positions, verdicts.
+
+Models are frozen pydantic models; timestamps are timezone-aware UTC; prices are in
+the instrument's quote currency (USD) as floats inside the rules and `Decimal` only at
+the broker boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+class Action(StrEnum):
+    """What the alert asks for. Strategy alerts only send buy/sell plus a market position."""
+
+    BUY = "buy"
+    SELL = "sell"
+    SHORT = "short"
+    COVER = "cover"
+    EXIT = "exit"
+
+
+class MarketPosition(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+    FLAT = "flat"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its life. Terminal ones carry a reason."""
+
+    STORED = "stored"  # written, not yet on the queue (the sweeper re-queues it)
+    QUEUED = "queued"
+    RECEIVED = "received"  # the worker has it
+    ACCEPTED = "accepted"  # an order was placed
+    REJECTED = "rejected"  # a rule or check said no; reason says which
+    FAILED = "failed"  # something broke; reason says what
+    FILLED = "filled"
+
+
+class DayType(StrEnum):
+    TREND = "trend"
+    CHOPPY = "choppy"
+    NO_TRADE = "no_trade"
+
+
+def _finite_positive(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number")
+    return value
+
+
+class Alert(BaseModel):
+    """A validated TradingView alert.
+
+    `ticker` arrives as `EXCHANGE:SYMBOL` or `SYMBOL`; the symbol and exchange are split
+    here. Unknown fields are kept (``extra="allow"``) so nothing the user sent is lost.
+    The passphrase is never part of the model.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+
+    ticker: str = Field(min_length=1, max_length=64)
+    action: Action
+    market_position: MarketPosition | None = None
+    prev_market_position: MarketPosition | None = None
+    price: float | None = None
+    quantity: float | None = None
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_percent: float | None = None
+    trail_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    time: datetime | None = None
+    interval: str | None = Field(default=None, max_length=16)
+    strategy: str | None = Field(default=None, max_length=128)
+    order_id: str | None = Field(default=None, max_length=128)
+    alert_id: str | None = Field(default=None, max_length=128)
+    comment: str | None = Field(default=None, max_length=512)
+    volume: float | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _lower_action(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("market_position", "prev_market_position", "order_type", mode="before")
+    @classmethod
+    def _lower_enum(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return value or None
+        return value
+
+    @field_validator("ticker")
+    @classmethod
+    def _ticker_shape(cls, value: str) -> str:
+        symbol = value.rsplit(":", 1)[-1]
+        if not symbol or any(ch.isspace() for ch in value):
+            raise ValueError("ticker must look like SYMBOL or EXCHANGE:SYMBOL")
+        return value.upper()
+
+    @field_validator(
+        "price",
+        "quantity",
+        "limit_price",
+        "stop_price",
+        "trail_price",
+        "stop_loss",
+        "take_profit",
+        "volume",
+    )
+    @classmethod
+    def _positive(cls, value: float | None, info: Any) -> float | None:
+        if info.field_name == "volume" and value == 0:
+            return value
+        return _finite_positive(info.field_name, value)
+
+    @field_validator("trail_percent", "stop_loss_pct", "take_profit_pct")
+    @classmethod
+    def _percent(cls, value: float | None, info: Any) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 < value < 100):
+            raise ValueError(f"{info.field_name} must be between 0 and 100 (exclusive)")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit and self.limit_price is None:
+            raise ValueError(f"a {self.order_type.value} order needs limit_price")
+        if needs_stop and self.stop_price is None:
+            raise ValueError(f"a {self.order_type.value} order needs stop_price")
+        if self.order_type is OrderType.TRAILING_STOP and (
+            (self.trail_percent is None) == (self.trail_price is None)
+        ):
+            raise ValueError(
+                "a trailing_stop order needs exactly one of trail_percent, trail_price"
+            )
+        reference = self.limit_price or self.price
+        side = self.entry_side
+        if reference is not None and side is not None:
+            if self.stop_loss is not None:
+                if side is Side.BUY and self.stop_loss >= reference:
+                    raise ValueError("stop_loss must be below the entry price for a long")
+                if side is Side.SELL and self.stop_loss <= reference:
+                    raise ValueError("stop_loss must be above the entry price for a short")
+            if self.take_profit is not None:
+                if side is Side.BUY and self.take_profit <= reference:
+                    raise ValueError("take_profit must be above the entry price for a long")
+                if side is Side.SELL and self.take_profit >= reference:
+                    raise ValueError("take_profit must be below the entry price for a short")
+        return self
+
+    @property
+    def symbol(self) -> str:
+        return self.ticker.rsplit(":", 1)[-1]
+
+    @property
+    def exchange(self) -> str | None:
+        return self.ticker.rsplit(":", 1)[0] if ":" in self.ticker else None
+
+    @property
+    def entry_side(self) -> Side | None:
+        """The side of the position this alert opens, or None when it only closes one.
+
+        Strategy alerts (with `market_position`) open a long on buy→long, a short on
+        sell→short; buy→flat and sell→flat are closes.
+        """
+        if self.market_position is not None:
+            if self.market_position is MarketPosition.LONG:
+                return Side.BUY
+            if self.market_position is MarketPosition.SHORT:
+                return Side.SELL
+            return None
+        return {Action.BUY: Side.BUY, Action.SHORT: Side.SELL}.get(self.action)
+
+    @property
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Verdict(BaseModel):
+    """One check's answer: allowed, or denied with a reason and, where known, until when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    allowed: bool
+    reason: str = ""
+    until: datetime | None = None
+    check: str = ""
+
+    @classmethod
+    def allow(cls, check: str = "") -> Verdict:
+        return cls(allowed=True, check=check)
+
+    @classmethod
+    def deny(cls, reason: str, *, check: str = "", until: datetime | None = None) -> Verdict:
+        return cls(allowed=False, reason=reason, until=until, check=check)
+
+
+class Bar(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+def utc_now() -> datetime:
+    """The one clock outside the rules; services pass its reading into them."""
+    return datetime.now(UTC)

@@ -250,3 +250,100 @@ class Bar(BaseModel):
 def utc_now() -> datetime:
     """The one clock outside the rules; services pass its reading into them."""
     return datetime.now(UTC)
+
+
+class OrderIntent(BaseModel):
+    """The order the rules decided on, before any broker sees it.
+
+    `client_order_id` is derived from the alert id, so a retry or a redelivery can only ever
+    name the same order. `stop_loss`/`take_profit` are the protective legs (a bracket when
+    both are given, OTO when one is).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str = Field(max_length=48)
+    alert_id: str
+    symbol: str
+    side: Side
+    qty: float = Field(gt=0)
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: str = "day"
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_percent: float | None = None
+    trail_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    reference_price: float | None = None  # the price the decision was made at
+    closes_position: bool = False
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    PENDING = "pending"  # any other broker-side working state
+
+
+class Order(BaseModel):
+    """An order as the broker knows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType
+    status: OrderStatus
+    filled_qty: float = 0.0
+    filled_avg_price: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    submitted_at: datetime | None = None
+    filled_at: datetime | None = None
+    legs: tuple[Order, ...] = ()
+
+
+class Fill(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    time: datetime
+    commission: float = 0.0
+
+
+class Position(BaseModel):
+    """An open position; `qty` is signed (negative for a short)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    qty: float
+    avg_entry_price: float
+    market_price: float | None = None
+    unrealized_pl: float | None = None
+
+    @property
+    def notional_usd(self) -> float:
+        return abs(self.qty) * (self.market_price or self.avg_entry_price)
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    equity: float
+    cash: float
+    buying_power: float
+    pattern_day_trader: bool = False
+    daytrade_count: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.domain import Alert
+from chalicelib.domain import Account, Alert, Order, OrderIntent, Position
 
 
 class StorageUnavailable(Exception):
@@ -57,3 +57,45 @@ class AlertStore(Protocol):
 
 class AlertQueue(Protocol):
     def enqueue(self, alert_id: str) -> None: ...
+
+
+class BrokerRejected(Exception):
+    """The broker refused the order for a reason retrying cannot fix (recorded as rejected).
+
+    `code` is the broker's error code where it has one (Alpaca: 40310000, 42210000, ...).
+    """
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class BrokerUnavailable(Exception):
+    """Timeout, 5xx or rate limit: the outcome is unknown until the order is looked up."""
+
+
+class Broker(Protocol):
+    """One brokerage account. Placing is idempotent on `intent.client_order_id`."""
+
+    name: str
+
+    def place_order(self, intent: OrderIntent) -> Order:
+        """Submit, or return the order already known under the same client_order_id."""
+        ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    def cancel_order(self, broker_order_id: str) -> None: ...
+
+    def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]: ...
+
+    def get_positions(self) -> list[Position]: ...
+
+    def get_account(self) -> Account: ...
+
+
+class Notifier(Protocol):
+    """Tells the trader what happened. Failures are logged by the caller, never raised on."""
+
+    def notify(self, subject: str, message: str) -> None: ...

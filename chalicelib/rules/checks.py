@@ -1,0 +1,310 @@
+"""The gate's checks: small objects with one signature, `(proposal, state, now) -> Verdict`.
+
+Each check is a frozen dataclass holding its limit; calling it reads the `Proposal` (the
+order intent plus the account and positions it would join), the `RiskState` and `now`, and
+returns an allowing or a denying `Verdict` with a reason a trader understands. Checks never
+write; the one write — claiming a cooldown slot — is `Cooldown.reserve`, which the gate
+calls only after every check allowed the order.
+
+Orders that only close a position (`intent.closes_position`) reduce risk: apart from the
+kill switch and market hours, checks let them through, so a limit never traps a position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar, Protocol
+
+from chalicelib.domain import Account, DayType, OrderIntent, Position, Side, Verdict
+from chalicelib.rules import market_calendar
+from chalicelib.rules.risk_state import RiskState
+
+PDT_MIN_EQUITY_USD = 25_000.0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One order the gate is asked about, with the account and positions it would join.
+
+    `positions` are the positions as they will be just before this order: for the opening
+    half of a reverse, without the position the closing half flattens.
+    """
+
+    intent: OrderIntent
+    account: Account
+    positions: tuple[Position, ...] = ()
+
+    @property
+    def symbol(self) -> str:
+        return self.intent.symbol
+
+    @property
+    def opens(self) -> bool:
+        """True when the order opens or adds exposure (everything but a pure close)."""
+        return not self.intent.closes_position
+
+    @property
+    def price(self) -> float | None:
+        i = self.intent
+        return i.limit_price or i.stop_price or i.reference_price
+
+    @property
+    def notional_usd(self) -> float:
+        """The order's size in USD at its limit/stop or decision price (0 if none is known)."""
+        return self.intent.qty * (self.price or 0.0)
+
+    def position(self) -> Position | None:
+        return next((p for p in self.positions if p.symbol == self.symbol and p.qty), None)
+
+    @property
+    def adds_to_position(self) -> bool:
+        held = self.position()
+        if held is None:
+            return False
+        return (held.qty > 0) == (self.intent.side is Side.BUY)
+
+
+class Check(Protocol):
+    """A risk or cooldown rule. `name` is recorded with every verdict."""
+
+    name: ClassVar[str]
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict: ...
+
+
+class ReservingCheck(Check, Protocol):
+    """A check that holds capacity: the gate reserves it after all checks allow the order."""
+
+    def reserve(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict: ...
+
+    def release(self, proposal: Proposal, state: RiskState) -> None: ...
+
+
+@dataclass(frozen=True)
+class KillSwitch:
+    """Stops every order, closes included: the switch means "place nothing"."""
+
+    name: ClassVar[str] = "kill_switch"
+    engaged_by_setting: bool = False
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if self.engaged_by_setting:
+            return Verdict.deny(
+                "kill switch is on (FLOWTRADER_KILL_SWITCH): no orders are placed",
+                check=self.name,
+            )
+        reason = state.kill_switch()
+        if reason is not None:
+            return Verdict.deny(
+                f"kill switch is on: {reason or 'engaged'}; no orders are placed",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class MarketHours:
+    """Orders only inside the NYSE regular session (holidays and early closes included)."""
+
+    name: ClassVar[str] = "market_hours"
+    enabled: bool = True
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not self.enabled or market_calendar.is_market_open(now):
+            return Verdict.allow(self.name)
+        reopens = market_calendar.next_open(now)
+        return Verdict.deny(
+            f"market is closed (NYSE regular session only); next open {reopens.isoformat()}",
+            check=self.name,
+            until=reopens,
+        )
+
+
+@dataclass(frozen=True)
+class NoTradeDay:
+    """No new positions on a day classified `no_trade`."""
+
+    name: ClassVar[str] = "no_trade_day"
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens:
+            return Verdict.allow(self.name)
+        day = market_calendar.trading_date(now)
+        if state.day_type(day) is DayType.NO_TRADE:
+            return Verdict.deny(
+                f"{day.isoformat()} is classified a no-trade day: no new positions",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """At most `max_trades` opening orders per rolling `window`, per account (and per symbol
+    when `per_symbol` > 0). Reading here; `reserve` claims the slot atomically."""
+
+    name: ClassVar[str] = "cooldown"
+    max_trades: int = 3
+    per_symbol: int = 0
+    window: timedelta = field(default=timedelta(minutes=60))
+
+    def _minutes(self) -> int:
+        return int(self.window.total_seconds() // 60)
+
+    def _deny(self, times: list[datetime], limit: int, scope: str) -> Verdict:
+        until = times[0] + self.window if times else None
+        return Verdict.deny(
+            f"cooldown: {len(times)} trades {scope} in the last {self._minutes()} min "
+            f"(limit {limit})",
+            check=self.name,
+            until=until,
+        )
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens:
+            return Verdict.allow(self.name)
+        own = proposal.intent.alert_id
+        if self.max_trades > 0:
+            times = state.trade_times(now, self.window, exclude_claim=own)
+            if len(times) >= self.max_trades:
+                return self._deny(times, self.max_trades, "on the account")
+        if self.per_symbol > 0:
+            times = state.trade_times(now, self.window, symbol=proposal.symbol, exclude_claim=own)
+            if len(times) >= self.per_symbol:
+                return self._deny(times, self.per_symbol, f"in {proposal.symbol}")
+        return Verdict.allow(self.name)
+
+    def reserve(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        """Claim the slot(s); a lost race with a concurrent order is a cooldown denial."""
+        if not proposal.opens:
+            return Verdict.allow(self.name)
+        own = proposal.intent.alert_id
+        if self.max_trades > 0 and not state.claim_trade_slot(
+            own, now, window=self.window, limit=self.max_trades
+        ):
+            times = state.trade_times(now, self.window, exclude_claim=own)
+            return self._deny(times, self.max_trades, "on the account")
+        if self.per_symbol > 0 and not state.claim_trade_slot(
+            own, now, window=self.window, limit=self.per_symbol, symbol=proposal.symbol
+        ):
+            if self.max_trades > 0:
+                state.release_trade_slot(own)
+            times = state.trade_times(now, self.window, symbol=proposal.symbol, exclude_claim=own)
+            return self._deny(times, self.per_symbol, f"in {proposal.symbol}")
+        return Verdict.allow(self.name)
+
+    def release(self, proposal: Proposal, state: RiskState) -> None:
+        if not proposal.opens:
+            return
+        if self.max_trades > 0:
+            state.release_trade_slot(proposal.intent.alert_id)
+        if self.per_symbol > 0:
+            state.release_trade_slot(proposal.intent.alert_id, symbol=proposal.symbol)
+
+
+@dataclass(frozen=True)
+class DailyLossLimit:
+    """No new positions once today's realized + open unrealized P/L reaches −`max_loss_usd`."""
+
+    name: ClassVar[str] = "daily_loss_limit"
+    max_loss_usd: float = 0.0
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens or self.max_loss_usd <= 0:
+            return Verdict.allow(self.name)
+        day = market_calendar.trading_date(now)
+        realized = state.realized_pl(day)
+        unrealized = sum(p.unrealized_pl or 0.0 for p in proposal.positions)
+        pl = realized + unrealized
+        if pl <= -self.max_loss_usd:
+            return Verdict.deny(
+                f"daily loss limit: today's P/L is {pl:,.2f} USD (limit −{self.max_loss_usd:,.2f});"
+                " no new positions until the next trading day",
+                check=self.name,
+                until=market_calendar.open_after(day),
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class MaxOpenPositions:
+    """At most `max_positions` symbols held at once; adding to a held symbol is not a new one."""
+
+    name: ClassVar[str] = "max_open_positions"
+    max_positions: int = 0
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens or self.max_positions <= 0 or proposal.adds_to_position:
+            return Verdict.allow(self.name)
+        held = {p.symbol for p in proposal.positions if p.qty and p.symbol != proposal.symbol}
+        if len(held) >= self.max_positions:
+            return Verdict.deny(
+                f"max open positions: {len(held)} held (limit {self.max_positions})",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class MaxPositionNotional:
+    """One symbol's position may not exceed `max_notional_usd` after this order."""
+
+    name: ClassVar[str] = "max_position_notional"
+    max_notional_usd: float = 0.0
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens or self.max_notional_usd <= 0:
+            return Verdict.allow(self.name)
+        held = proposal.position()
+        existing = held.notional_usd if held is not None and proposal.adds_to_position else 0.0
+        total = existing + proposal.notional_usd
+        if total > self.max_notional_usd + 1e-6:
+            return Verdict.deny(
+                f"max position notional: {proposal.symbol} would be {total:,.2f} USD "
+                f"(limit {self.max_notional_usd:,.2f})",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class MaxGrossExposure:
+    """The sum of all positions' notional (long + |short|) may not exceed `max_exposure_usd`."""
+
+    name: ClassVar[str] = "max_gross_exposure"
+    max_exposure_usd: float = 0.0
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not proposal.opens or self.max_exposure_usd <= 0:
+            return Verdict.allow(self.name)
+        total = sum(p.notional_usd for p in proposal.positions) + proposal.notional_usd
+        if total > self.max_exposure_usd + 1e-6:
+            return Verdict.deny(
+                f"max gross exposure: would be {total:,.2f} USD "
+                f"(limit {self.max_exposure_usd:,.2f})",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class PatternDayTrader:
+    """Under $25k equity, no new position once 3 day trades are used in 5 business days
+    (FINRA 4210): the 4th would flag the account and the broker would refuse it anyway."""
+
+    name: ClassVar[str] = "pattern_day_trader"
+    enabled: bool = True
+    max_day_trades: int = 3
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        account = proposal.account
+        if not self.enabled or not proposal.opens or account.equity >= PDT_MIN_EQUITY_USD:
+            return Verdict.allow(self.name)
+        if account.pattern_day_trader or account.daytrade_count >= self.max_day_trades:
+            return Verdict.deny(
+                f"pattern day trader guard: equity {account.equity:,.2f} USD is under 25,000 "
+                f"and {account.daytrade_count} day trades were made in 5 business days",
+                check=self.name,
+            )
+        return Verdict.allow(self.name)

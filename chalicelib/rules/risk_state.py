@@ -1,0 +1,162 @@
+"""The state the gate's checks read, and the in-memory store the backtest and tests use.
+
+`RiskState` is what a check may ask (kill switch, recent trades, today's realized P/L, the
+day type) plus the two writes the gate makes itself: claiming and releasing a cooldown slot.
+A claim is the one write that must be atomic: `claim_trade_slot` either takes a slot under
+the limit or returns False, so concurrent callers can never exceed it. The DynamoDB store
+(`chalicelib.adapters.dynamodb_state`) does that with conditional writes; this module's
+`InMemoryRiskState` with a lock. One contract suite runs against both.
+
+Scopes: `symbol=None` is the account-wide window; `symbol="AAPL"` a per-symbol one.
+Claims are keyed by `claim_id` (the alert id), so a redelivered alert re-finds its own
+slot instead of taking a second one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from chalicelib.domain import DayType
+
+
+@runtime_checkable
+class RiskState(Protocol):
+    """What the gate's checks read, and the cooldown claims the gate writes."""
+
+    def kill_switch(self) -> str | None:
+        """The reason the kill switch was engaged, or None when trading is allowed."""
+        ...
+
+    def set_kill_switch(self, reason: str | None, now: datetime) -> None:
+        """Engage (with a reason) or release (None) the kill switch."""
+        ...
+
+    def trade_times(
+        self,
+        now: datetime,
+        window: timedelta,
+        *,
+        symbol: str | None = None,
+        exclude_claim: str | None = None,
+    ) -> list[datetime]:
+        """When the trades claimed within (now − window, now] were claimed, oldest first."""
+        ...
+
+    def claim_trade_slot(
+        self,
+        claim_id: str,
+        now: datetime,
+        *,
+        window: timedelta,
+        limit: int,
+        symbol: str | None = None,
+    ) -> bool:
+        """Atomically take one of `limit` slots in the rolling window; False when all are taken.
+
+        True without taking another slot when `claim_id` already holds one in the window.
+        """
+        ...
+
+    def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
+        """Give a slot back (the broker refused the order); a no-op when none is held."""
+        ...
+
+    def realized_pl(self, day: date) -> float:
+        """Realized P/L in USD booked on trading day `day` (losses negative)."""
+        ...
+
+    def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
+        """Book realized P/L once per `key` (e.g. a fill id); False when `key` was booked."""
+        ...
+
+    def day_type(self, day: date) -> DayType | None:
+        """The day's classification (trend / choppy / no_trade), or None if not classified."""
+        ...
+
+    def set_day_type(self, day: date, day_type: DayType) -> None: ...
+
+
+@dataclass
+class _Claim:
+    claim_id: str
+    at: datetime
+
+
+class InMemoryRiskState:
+    """`RiskState` in a dict, thread-safe: the backtest's state and the unit tests' fake."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kill: str | None = None
+        self._claims: dict[str, list[_Claim]] = {}
+        self._pl: dict[date, float] = {}
+        self._pl_keys: set[str] = set()
+        self._day_types: dict[date, DayType] = {}
+
+    @staticmethod
+    def _scope(symbol: str | None) -> str:
+        return "account" if symbol is None else f"symbol:{symbol}"
+
+    def kill_switch(self) -> str | None:
+        return self._kill
+
+    def set_kill_switch(self, reason: str | None, now: datetime) -> None:
+        self._kill = reason
+
+    def trade_times(
+        self,
+        now: datetime,
+        window: timedelta,
+        *,
+        symbol: str | None = None,
+        exclude_claim: str | None = None,
+    ) -> list[datetime]:
+        start = now - window
+        with self._lock:
+            claims = list(self._claims.get(self._scope(symbol), ()))
+        return sorted(c.at for c in claims if start < c.at <= now and c.claim_id != exclude_claim)
+
+    def claim_trade_slot(
+        self,
+        claim_id: str,
+        now: datetime,
+        *,
+        window: timedelta,
+        limit: int,
+        symbol: str | None = None,
+    ) -> bool:
+        start = now - window
+        with self._lock:
+            live = [c for c in self._claims.get(self._scope(symbol), ()) if c.at > start]
+            if any(c.claim_id == claim_id for c in live):
+                return True
+            if len(live) >= limit:
+                return False
+            live.append(_Claim(claim_id, now))
+            self._claims[self._scope(symbol)] = live
+            return True
+
+    def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
+        with self._lock:
+            scope = self._scope(symbol)
+            self._claims[scope] = [c for c in self._claims.get(scope, ()) if c.claim_id != claim_id]
+
+    def realized_pl(self, day: date) -> float:
+        return self._pl.get(day, 0.0)
+
+    def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
+        with self._lock:
+            if key in self._pl_keys:
+                return False
+            self._pl_keys.add(key)
+            self._pl[day] = self._pl.get(day, 0.0) + amount_usd
+            return True
+
+    def day_type(self, day: date) -> DayType | None:
+        return self._day_types.get(day)
+
+    def set_day_type(self, day: date, day_type: DayType) -> None:
+        self._day_types[day] = day_type

@@ -95,6 +95,26 @@ class Broker(Protocol):
     def get_account(self) -> Account: ...
 
 
+class SimulatedBroker(Broker, Protocol):
+    """A broker with no market of its own (the paper broker): working orders (limit, stop,
+    trailing, bracket/OTO legs) only fill when it is told about prices.
+
+    Call `on_price` with every price learnt (the alert's price, market data, a bar's
+    high/low); it returns the orders that filled or were canceled on that move, for the
+    journal and notifications. Alpaca needs no such call: its own market works the orders.
+    """
+
+    def on_price(
+        self,
+        symbol: str,
+        price: float,
+        time: datetime,
+        *,
+        high: float | None = None,
+        low: float | None = None,
+    ) -> list[Order]: ...
+
+
 class Notifier(Protocol):
     """Tells the trader what happened. Failures are logged by the caller, never raised on."""
 

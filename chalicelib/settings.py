@@ -46,6 +46,40 @@ class Settings(BaseSettings):
     topic_arn: str = Field("", description="SNS topic for notifications.")
     reports_bucket: str = Field("", description="S3 bucket for PnL CSVs and reports.")
 
+    # --- broker --- (adapters/alpaca.py, adapters/paper_broker.py; built in bootstrap.broker)
+    broker: str = Field("paper", description="Which broker places orders: paper or alpaca.")
+    alpaca_paper: bool = Field(
+        True, description="Alpaca paper account (true) or live money (false)."
+    )
+    alpaca_api_key: SecretStr = Field(
+        SecretStr(""), description="Alpaca key id; empty reads it from secrets_arn."
+    )
+    alpaca_secret_key: SecretStr = Field(
+        SecretStr(""), description="Alpaca secret key; empty reads it from secrets_arn."
+    )
+    alpaca_base_url: str = Field(
+        "", description="Override of Alpaca's trading URL (tests point it at a local fake)."
+    )
+    alpaca_timeout_s: float = Field(5.0, description="Per-request timeout towards Alpaca.")
+    alpaca_submit_attempts: int = Field(
+        3, description="POSTs per order at most; each retry follows a lookup that found none."
+    )
+    secrets_arn: str = Field(
+        "",
+        description="Secrets Manager secret (JSON: ALPACA_API_KEY, ALPACA_SECRET_KEY) "
+        "read on first use when the keys are not in the environment.",
+    )
+    paper_slippage_bps: float = Field(
+        5.0, description="Paper broker: market/stop fills this many bps worse than the price."
+    )
+    paper_starting_cash: float = Field(
+        100_000.0, description="Paper broker: cash of a fresh account (USD)."
+    )
+    # --- notifications --- (adapters/sns.py, services/notify.py; bootstrap.notifier)
+    notify_sms_chars: int = Field(
+        160, description="Longest SMS text; longer first lines are cut with an ellipsis."
+    )
+
     @cached_property
     def allowed_networks(
         self,

@@ -115,6 +115,36 @@ class SimulatedBroker(Broker, Protocol):
     ) -> list[Order]: ...
 
 
+class TradeRecords(Protocol):
+    """The journal, orders and positions the API shows (state table; adapters/dynamodb_state).
+
+    The risk half of the state store is `chalicelib.rules.risk_state.RiskState` (the gate's
+    reads and cooldown claims); the DynamoDB state store implements both.
+    """
+
+    def append_journal(
+        self, alert_id: str, event: str, data: dict[str, Any], at: datetime
+    ) -> None: ...
+
+    def journal(self, alert_id: str) -> list[dict[str, Any]]:
+        """The alert's events, oldest first: {"event", "at", "data"}."""
+        ...
+
+    def record_order(self, alert_id: str, order: Order, at: datetime) -> None:
+        """Insert or update one order by its client_order_id."""
+        ...
+
+    def orders(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Recorded orders, newest alert first, each with its alert_id and recorded_at."""
+        ...
+
+    def replace_positions(self, positions: list[Position], at: datetime) -> None:
+        """Make the stored snapshot equal the broker's positions."""
+        ...
+
+    def positions(self) -> list[Position]: ...
+
+
 class Notifier(Protocol):
     """Tells the trader what happened. Failures are logged by the caller, never raised on."""
 

@@ -80,6 +80,64 @@ class Settings(BaseSettings):
         160, description="Longest SMS text; longer first lines are cut with an ellipsis."
     )
 
+    # --- risk and sizing --- (rules/gate.py, rules/orders.py; services/process_alert.py)
+    # A limit of 0 turns its check off.
+    kill_switch: bool = Field(False, description="Place no orders at all (closes included).")
+    market_hours_only: bool | None = Field(
+        None,
+        description="Only trade in the NYSE regular session; unset: off for stage local, "
+        "on everywhere else (see `enforce_market_hours`).",
+    )
+    max_trades_per_hour: int = Field(
+        3, description="Opening orders per rolling 60 minutes, per account (0: off)."
+    )
+    cooldown_per_symbol: int = Field(
+        0, description="Opening orders per rolling 60 minutes in one symbol (0: off)."
+    )
+    max_daily_loss_usd: float = Field(
+        1_000.0, description="No new positions once today's P/L reaches −this (USD; 0: off)."
+    )
+    max_open_positions: int = Field(5, description="Symbols held at once (0: off).")
+    max_position_notional_usd: float = Field(
+        10_000.0, description="Largest position in one symbol (USD; caps sizing too; 0: off)."
+    )
+    max_gross_exposure_usd: float = Field(
+        50_000.0, description="Sum of |position notional| over all symbols (USD; 0: off)."
+    )
+    pdt_guard: bool = Field(
+        True, description="Under $25k equity, no new position after 3 day trades in 5 days."
+    )
+    sizing_mode: str = Field(
+        "fixed_qty", description="fixed_qty, notional or risk_pct (when the alert has no qty)."
+    )
+    use_alert_quantity: bool = Field(
+        True, description="An alert's `quantity` wins over sizing_mode (still capped)."
+    )
+    default_qty: float = Field(1.0, description="Shares per order in fixed_qty mode.")
+    default_notional_usd: float = Field(1_000.0, description="USD per order in notional mode.")
+    risk_per_trade_pct: float = Field(
+        1.0, description="risk_pct mode: % of equity lost if the stop is hit (1.0 = 1 %)."
+    )
+    default_stop_pct: float = Field(
+        2.0, description="Stop this % from entry when the alert has none (0: no stop)."
+    )
+    default_target_pct: float = Field(
+        4.0, description="Target this % from entry when the alert has none (0: no target)."
+    )
+    stop_atr_multiple: float = Field(
+        0.0, description="Default stop this many ATRs away when an ATR is known (0: use %)."
+    )
+    target_atr_multiple: float = Field(
+        0.0, description="Default target this many ATRs away when an ATR is known (0: use %)."
+    )
+
+    @property
+    def enforce_market_hours(self) -> bool:
+        """`market_hours_only` as set, else on in every stage but the local paper stack."""
+        if self.market_hours_only is not None:
+            return self.market_hours_only
+        return self.stage != "local"
+
     @cached_property
     def allowed_networks(
         self,

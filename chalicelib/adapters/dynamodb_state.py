@@ -1,0 +1,314 @@
+"""Risk state, cooldown windows, journal, orders and positions in the DynamoDB state table.
+
+Implements `chalicelib.rules.risk_state.RiskState` (what the gate reads and claims) and
+`chalicelib.ports.TradeRecords` (journal, orders, positions). Single table, ``pk`` + ``sk``:
+
+| pk | sk | holds |
+|---|---|---|
+| ``risk`` | ``kill_switch`` | reason, set_at (absent: trading allowed) |
+| ``cooldown#account`` / ``cooldown#symbol#<SYM>`` | ``slot#000`` … | claim_id, claimed_at_ms; TTL |
+| ``pnl`` | ``day#<YYYY-MM-DD>`` | realized_usd (ADD) |
+| ``pnl_key`` | ``<key>`` | marks a booked P/L key, so a fill is booked once; TTL |
+| ``day_type`` | ``<YYYY-MM-DD>`` | trend / choppy / no_trade |
+| ``journal#<alert_id>`` | ``<iso time>#<event>`` | one journal event (JSON ``data``) |
+| ``order`` | ``<client_order_id>`` | the latest broker view of one order (JSON ``doc``) |
+| ``position`` | ``<SYM>`` | the latest position snapshot (JSON ``doc``) |
+
+Cooldown: a window with limit N is N slot items. Claiming is a conditional put on one slot —
+``attribute_not_exists(pk) OR claimed_at_ms <= window start`` — so each slot has one holder
+per window however many Lambdas race for it: N parallel claims of N+k callers succeed
+exactly N times. Slots expire by the window, not by deletion; DynamoDB's TTL only tidies.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.domain import DayType, Order, Position
+from chalicelib.ports import StorageUnavailable
+
+KILL_KEY = {"pk": {"S": "risk"}, "sk": {"S": "kill_switch"}}
+PNL_KEY_TTL = timedelta(days=30)
+
+
+def _num(value: float) -> dict[str, str]:
+    return {"N": format(Decimal(repr(float(value))), "f")}
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _cooldown_pk(symbol: str | None) -> str:
+    return "cooldown#account" if symbol is None else f"cooldown#symbol#{symbol}"
+
+
+def _failed_condition(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class DynamoStateStore:
+    """The live `RiskState` + `TradeRecords`, safe under concurrent Lambdas."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._ddb = client
+        self._table = table
+
+    # --- low level -------------------------------------------------------------------
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._ddb, op)(TableName=self._table, **kwargs)
+        except BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def _query_all(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+            **kwargs,
+        }
+        while True:
+            page = self._call("query", **args)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return items
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- kill switch -----------------------------------------------------------------
+
+    def kill_switch(self) -> str | None:
+        item = self._call("get_item", Key=KILL_KEY, ConsistentRead=True).get("Item")
+        return item["reason"]["S"] if item else None
+
+    def set_kill_switch(self, reason: str | None, now: datetime) -> None:
+        if reason is None:
+            self._call("delete_item", Key=KILL_KEY)
+            return
+        self._call(
+            "put_item",
+            Item={**KILL_KEY, "reason": {"S": reason}, "set_at": {"S": now.isoformat()}},
+        )
+
+    # --- cooldown slots --------------------------------------------------------------
+
+    def _live_claims(self, symbol: str | None, start_ms: int) -> list[dict[str, Any]]:
+        return [
+            item
+            for item in self._query_all(_cooldown_pk(symbol))
+            if int(item["claimed_at_ms"]["N"]) > start_ms
+        ]
+
+    def trade_times(
+        self,
+        now: datetime,
+        window: timedelta,
+        *,
+        symbol: str | None = None,
+        exclude_claim: str | None = None,
+    ) -> list[datetime]:
+        start_ms, now_ms = _ms(now - window), _ms(now)
+        times = [
+            int(item["claimed_at_ms"]["N"])
+            for item in self._live_claims(symbol, start_ms)
+            if item["claim_id"]["S"] != exclude_claim and int(item["claimed_at_ms"]["N"]) <= now_ms
+        ]
+        return [datetime.fromtimestamp(ms / 1000, UTC) for ms in sorted(times)]
+
+    def claim_trade_slot(
+        self,
+        claim_id: str,
+        now: datetime,
+        *,
+        window: timedelta,
+        limit: int,
+        symbol: str | None = None,
+    ) -> bool:
+        start_ms = _ms(now - window)
+        live = self._live_claims(symbol, start_ms)
+        if any(item["claim_id"]["S"] == claim_id for item in live):
+            return True
+        if len(live) >= limit:  # also covers slots above a limit that was lowered
+            return False
+        busy = {item["sk"]["S"] for item in live}
+        slots = [f"slot#{i:03d}" for i in range(limit)]
+        # Free-looking slots first; the condition decides, the order only saves round trips.
+        for sk in sorted(slots, key=lambda s: s in busy):
+            try:
+                self._call(
+                    "put_item",
+                    Item={
+                        "pk": {"S": _cooldown_pk(symbol)},
+                        "sk": {"S": sk},
+                        "claim_id": {"S": claim_id},
+                        "claimed_at_ms": {"N": str(_ms(now))},
+                        "claimed_at": {"S": now.isoformat()},
+                        "expires_at": {
+                            "N": str(int((now + window + timedelta(days=1)).timestamp()))
+                        },
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR claimed_at_ms <= :start",
+                    ExpressionAttributeValues={":start": {"N": str(start_ms)}},
+                )
+                return True
+            except ClientError as exc:
+                if not _failed_condition(exc):
+                    raise StorageUnavailable(str(exc)) from exc
+        return False
+
+    def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
+        for item in self._query_all(_cooldown_pk(symbol)):
+            if item["claim_id"]["S"] != claim_id:
+                continue
+            try:
+                self._call(
+                    "delete_item",
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    ConditionExpression="claim_id = :mine",
+                    ExpressionAttributeValues={":mine": {"S": claim_id}},
+                )
+            except ClientError as exc:
+                if not _failed_condition(exc):  # someone else holds it now: not ours to free
+                    raise StorageUnavailable(str(exc)) from exc
+
+    # --- daily P/L and day type --------------------------------------------------------
+
+    def realized_pl(self, day: date) -> float:
+        item = self._call(
+            "get_item",
+            Key={"pk": {"S": "pnl"}, "sk": {"S": f"day#{day.isoformat()}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return float(item["realized_usd"]["N"]) if item else 0.0
+
+    def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
+        expires = int((datetime.combine(day, datetime.min.time(), UTC) + PNL_KEY_TTL).timestamp())
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                "pk": {"S": "pnl_key"},
+                                "sk": {"S": key},
+                                "day": {"S": day.isoformat()},
+                                "amount_usd": _num(amount_usd),
+                                "expires_at": {"N": str(expires)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": "pnl"}, "sk": {"S": f"day#{day.isoformat()}"}},
+                            "UpdateExpression": "ADD realized_usd :amount",
+                            "ExpressionAttributeValues": {":amount": _num(amount_usd)},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                return False
+            raise StorageUnavailable(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return True
+
+    def day_type(self, day: date) -> DayType | None:
+        item = self._call(
+            "get_item",
+            Key={"pk": {"S": "day_type"}, "sk": {"S": day.isoformat()}},
+            ConsistentRead=True,
+        ).get("Item")
+        return DayType(item["day_type"]["S"]) if item else None
+
+    def set_day_type(self, day: date, day_type: DayType) -> None:
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": "day_type"},
+                "sk": {"S": day.isoformat()},
+                "day_type": {"S": day_type.value},
+            },
+        )
+
+    # --- journal, orders, positions ------------------------------------------------------
+
+    def append_journal(self, alert_id: str, event: str, data: dict[str, Any], at: datetime) -> None:
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": f"journal#{alert_id}"},
+                "sk": {"S": f"{at.isoformat()}#{event}"},
+                "event": {"S": event},
+                "at": {"S": at.isoformat()},
+                "data": {"S": json.dumps(data, default=str)},
+            },
+        )
+
+    def journal(self, alert_id: str) -> list[dict[str, Any]]:
+        return [
+            {"event": it["event"]["S"], "at": it["at"]["S"], "data": json.loads(it["data"]["S"])}
+            for it in self._query_all(f"journal#{alert_id}")
+        ]
+
+    def record_order(self, alert_id: str, order: Order, at: datetime) -> None:
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": "order"},
+                "sk": {"S": order.client_order_id},
+                "alert_id": {"S": alert_id},
+                "status": {"S": order.status.value},
+                "recorded_at": {"S": at.isoformat()},
+                "doc": {"S": order.model_dump_json()},
+            },
+        )
+
+    def orders(self, limit: int = 100) -> list[dict[str, Any]]:
+        page = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "order"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            {
+                **json.loads(it["doc"]["S"]),
+                "alert_id": it["alert_id"]["S"],
+                "recorded_at": it["recorded_at"]["S"],
+            }
+            for it in page.get("Items", [])
+        ]
+
+    def replace_positions(self, positions: list[Position], at: datetime) -> None:
+        current = {p.symbol for p in positions if p.qty}
+        for item in self._query_all("position"):
+            if item["sk"]["S"] not in current:
+                self._call("delete_item", Key={"pk": item["pk"], "sk": item["sk"]})
+        for position in positions:
+            if not position.qty:
+                continue
+            self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": "position"},
+                    "sk": {"S": position.symbol},
+                    "as_of": {"S": at.isoformat()},
+                    "doc": {"S": position.model_dump_json()},
+                },
+            )
+
+    def positions(self) -> list[Position]:
+        return [Position.model_validate_json(it["doc"]["S"]) for it in self._query_all("position")]

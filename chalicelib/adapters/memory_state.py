@@ -1,0 +1,52 @@
+"""The in-memory state store: `InMemoryRiskState` plus journal, orders and positions.
+
+The DynamoDB store's twin for unit tests and single-process runs; the contract suite
+(tests/execution/test_state_contract.py) holds both to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain import Order, Position
+from chalicelib.rules.risk_state import InMemoryRiskState
+
+
+class InMemoryStateStore(InMemoryRiskState):
+    def __init__(self) -> None:
+        super().__init__()
+        self._journal: dict[str, list[dict[str, Any]]] = {}
+        self._orders: dict[str, dict[str, Any]] = {}
+        self._positions: dict[str, Position] = {}
+
+    def append_journal(self, alert_id: str, event: str, data: dict[str, Any], at: datetime) -> None:
+        entry = {"event": event, "at": at.isoformat(), "data": copy.deepcopy(data)}
+        with self._lock:
+            events = self._journal.setdefault(alert_id, [])
+            events.append(entry)
+            events.sort(key=lambda e: (e["at"], e["event"]))
+
+    def journal(self, alert_id: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._journal.get(alert_id, []))
+
+    def record_order(self, alert_id: str, order: Order, at: datetime) -> None:
+        doc = {
+            **order.model_dump(mode="json"),
+            "alert_id": alert_id,
+            "recorded_at": at.isoformat(),
+        }
+        with self._lock:
+            self._orders[order.client_order_id] = doc
+
+    def orders(self, limit: int = 100) -> list[dict[str, Any]]:
+        newest_first = sorted(self._orders.items(), reverse=True)
+        return [copy.deepcopy(doc) for _, doc in newest_first[:limit]]
+
+    def replace_positions(self, positions: list[Position], at: datetime) -> None:
+        with self._lock:
+            self._positions = {p.symbol: p for p in positions if p.qty}
+
+    def positions(self) -> list[Position]:
+        return sorted(self._positions.values(), key=lambda p: p.symbol)

@@ -1,0 +1,373 @@
+"""The backtest engine: signals → the compiled trade simulator, with the live sizing and gate.
+
+`run_backtest(bars, config)` computes the strategy's signals over the whole series (the
+built-in strategies in `chalicelib.rules.strategies`, or replayed alerts), then drives
+`backtest.kernel.simulate`. Each time the simulator wants to open a position it hands the
+proposal back here, and the *live* code decides: `chalicelib.rules.sizing.position_size`
+(or `chalicelib.rules.orders.decide_orders` for replayed alerts) sizes it and
+`chalicelib.rules.gate.Gate.admit` runs every risk and cooldown check against an
+`InMemoryRiskState`. Denied entries are counted by the check that denied them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtest import kernel as k
+from backtest.config import Config
+from backtest.costs import commission_params, slippage_params
+from backtest.data import Bars
+from chalicelib.domain import Account, OrderIntent, Side
+from chalicelib.rules import market_calendar
+from chalicelib.rules.gate import Gate, Proposal, RiskLimits
+from chalicelib.rules.indicators import atr
+from chalicelib.rules.risk_state import InMemoryRiskState
+from chalicelib.rules.sizing import SizingError, position_size
+from chalicelib.rules.strategies import compute_signals
+
+CHUNK_BARS = 250_000
+
+
+@dataclass
+class BacktestResult:
+    """Everything the reports need. `trades` columns are trades.csv's (times local)."""
+
+    symbol: str
+    bars: Bars
+    trades: pd.DataFrame
+    equity: np.ndarray  # per bar, marked to the close (after an end_of_data exit)
+    position: np.ndarray  # per bar: +1 long, −1 short, 0 flat at the close
+    start_equity: float
+    final_equity: float
+    open_position_at_end: dict[str, Any] | None
+    denials: Counter = field(default_factory=Counter)
+    entries_proposed: int = 0
+
+
+class EntryDecider:
+    """Sizes and gates one proposed entry with the live rules; returns shares (0 = no trade)."""
+
+    def __init__(self, config: Config, bars: Bars, alerts: dict[int, Any] | None = None) -> None:
+        self.sizing = config["sizing"]
+        self.leverage = config["account"]["leverage"]
+        risk = config["risk"]
+        self.gate = Gate.from_limits(
+            RiskLimits(
+                kill_switch=risk["kill_switch"],
+                market_hours_only=risk["market_hours_only"],
+                max_trades_per_hour=risk["max_trades_per_hour"],
+                cooldown_per_symbol=risk["cooldown_per_symbol"],
+                cooldown_window=timedelta(minutes=risk["cooldown_minutes"]),
+                max_daily_loss_usd=risk["max_daily_loss_usd"],
+                max_open_positions=risk["max_open_positions"],
+                max_position_notional_usd=risk["max_position_notional_usd"],
+                max_gross_exposure_usd=risk["max_gross_exposure_usd"],
+                pdt_guard=risk["pdt_guard"],
+            )
+        )
+        self.books_pl = risk["max_daily_loss_usd"] > 0
+        self.state = InMemoryRiskState()
+        self.symbol = bars.symbol
+        self.time_ns = bars.time_ns_utc
+        self.close_fill = config["fill"]["entry"] == "close"
+        spacing = np.diff(self.time_ns[: min(len(self.time_ns), 1000)])
+        self.bar_ns = int(np.median(spacing)) if spacing.size else 0
+        self.alerts = alerts or {}
+        self.denials: Counter = Counter()
+        self.proposed = 0
+        self.booked = 0
+        self.cap = self.sizing["max_position_notional_usd"] or None
+
+    def _moment(self, bar: int) -> datetime:
+        ns = int(self.time_ns[bar])
+        if self.close_fill:
+            ns += max(self.bar_ns - 1_000_000_000, 0)
+        return datetime.fromtimestamp(ns / 1e9, UTC)
+
+    def book_closed(self, trades: np.ndarray, n_trades: int) -> None:
+        """Book realized P/L of trades closed since the last call (daily loss limit)."""
+        if not self.books_pl:
+            self.booked = n_trades
+            return
+        for row in range(self.booked, n_trades):
+            t = trades[row]
+            net = t[k.T_GROSS] - t[k.T_COMMISSION] - t[k.T_SLIPPAGE]
+            day = market_calendar.trading_date(self._moment(int(t[k.T_EXIT_BAR])))
+            self.state.add_realized_pl(day, float(net), key=f"trade-{row}")
+        self.booked = n_trades
+
+    def size(self, side: int, price: float, stop: float, equity: float, signal_bar: int) -> int:
+        alert = self.alerts.get(signal_bar)
+        qty = self.sizing["qty"]
+        mode = self.sizing["mode"]
+        if alert is not None and alert.quantity is not None:
+            mode, qty = "fixed_qty", alert.quantity
+        try:
+            return position_size(
+                mode,
+                entry_price=price,
+                equity=equity,
+                qty=qty,
+                notional_usd=self.sizing["notional_usd"] or None,
+                risk_pct=self.sizing["risk_pct"] or None,
+                stop_price=None if np.isnan(stop) else stop,
+                max_position_notional_usd=self.cap,
+                buying_power=equity * self.leverage,
+            )
+        except SizingError:
+            return 0
+
+    def __call__(
+        self, side: int, bar: int, signal_bar: int, price: float, stop: float, equity: float
+    ) -> int:
+        self.proposed += 1
+        qty = self.size(side, price, stop, equity, signal_bar)
+        if qty <= 0:
+            self.denials["size_zero"] += 1
+            return 0
+        claim = f"bt-{self.proposed}"
+        intent = OrderIntent(
+            client_order_id=claim,
+            alert_id=claim,
+            symbol=self.symbol,
+            side=Side.BUY if side > 0 else Side.SELL,
+            qty=qty,
+            reference_price=price,
+        )
+        account = Account(equity=equity, cash=equity, buying_power=equity * self.leverage)
+        result = self.gate.admit(Proposal(intent, account, ()), self.state, self._moment(bar))
+        if not result.allowed:
+            for verdict in result.denials:
+                self.denials[verdict.check or "gate"] += 1
+            return 0
+        return qty
+
+
+def kernel_params(config: Config, start_cash: float) -> tuple[np.ndarray, np.ndarray]:
+    exits = config["exits"]
+    comm_model, c1, c2, c3 = commission_params(config["costs"]["commission"])
+    slip_model, s1 = slippage_params(config["costs"]["slippage"])
+    ip = np.zeros(k.IP_SIZE, dtype=np.int64)
+    ip[k.P_ENTRY_MODE] = k.ENTRY_CLOSE if config["fill"]["entry"] == "close" else k.ENTRY_NEXT_OPEN
+    ip[k.P_STOP_REF] = 1 if exits["stop_ref"] == "fill" else 0
+    ip[k.P_SESSION_EXIT] = int(exits["exit_at_session_close"])
+    ip[k.P_CLOSE_AT_END] = int(exits["close_at_end"])
+    ip[k.P_COMM_MODEL] = comm_model
+    ip[k.P_SLIP_MODEL] = slip_model
+    fp = np.zeros(k.FP_SIZE, dtype=np.float64)
+    fp[k.F_SL_PCT] = exits["stop_loss_pct"]
+    fp[k.F_TP_PCT] = exits["take_profit_pct"]
+    fp[k.F_TRAIL_PCT] = exits["trail_pct"]
+    fp[k.F_ATR_STOP] = exits["atr_stop_mult"]
+    fp[k.F_ATR_TARGET] = exits["atr_target_mult"]
+    fp[k.F_ATR_TRAIL] = exits["trail_atr_mult"]
+    fp[k.F_C1], fp[k.F_C2], fp[k.F_C3] = c1, c2, c3
+    fp[k.F_S1] = s1
+    fp[k.F_START_CASH] = start_cash
+    return fp, ip
+
+
+def build_signals(config: Config, bars: Bars) -> tuple[np.ndarray, dict[int, Any], np.ndarray]:
+    """(signal codes, alerts by signal bar, per-bar [stop, target] overrides)."""
+    strategy = config["strategy"]
+    n = len(bars)
+    overrides = np.full((2, n), np.nan)
+    if strategy["alerts"]:
+        from backtest.alerts import alert_signals
+
+        path = config.base_dir / strategy["alerts"]
+        codes, by_bar = alert_signals(path, bars, overrides)
+        return codes, by_bar, overrides
+    params = dict(strategy["params"])
+    params.setdefault("allow_short", strategy["allow_short"])
+    codes = compute_signals(strategy["name"], bars.arrays, params)
+    return np.ascontiguousarray(codes, dtype=np.int8), {}, overrides
+
+
+def run_backtest(
+    bars: Bars,
+    config: Config,
+    *,
+    progress: bool | None = None,
+    signals: np.ndarray | None = None,
+) -> BacktestResult:
+    """Simulate `config`'s strategy over `bars`. `signals` overrides the strategy (tests)."""
+    n = len(bars)
+    arrays = bars.arrays
+    if signals is None:
+        codes, alerts, overrides = build_signals(config, bars)
+    else:
+        codes, alerts, overrides = (
+            np.ascontiguousarray(signals, dtype=np.int8),
+            {},
+            np.full((2, n), np.nan),
+        )
+    exits = config["exits"]
+    px = np.empty((k.PX_ROWS, n), dtype=np.float64)
+    px[k.OPEN], px[k.HIGH], px[k.LOW] = arrays.open, arrays.high, arrays.low
+    px[k.CLOSE], px[k.VOLUME] = arrays.close, arrays.volume
+    if exits["atr_stop_mult"] or exits["atr_target_mult"] or exits["trail_atr_mult"]:
+        px[k.ATR] = atr(arrays.high, arrays.low, arrays.close, exits["atr_period"])
+    else:
+        px[k.ATR] = np.nan
+    px[k.SIG_STOP], px[k.SIG_TARGET] = overrides[0], overrides[1]
+
+    cash = float(config["account"]["cash"])
+    fp, ip = kernel_params(config, cash)
+    st = np.zeros(k.ST_SIZE, dtype=np.float64)
+    st[k.X_CASH] = cash
+    st[k.X_STOP] = st[k.X_TARGET] = st[k.X_TRAIL] = np.nan
+    ist = np.zeros(k.IST_SIZE, dtype=np.int64)
+    capacity = int(np.count_nonzero(codes)) + 1
+    trades = np.zeros((capacity, k.T_COLS), dtype=np.float64)
+    equity = np.empty(n, dtype=np.float64)
+    held = np.zeros(n, dtype=np.int8)
+    decider = EntryDecider(config, bars, alerts)
+    last = np.ascontiguousarray(bars.session_last, dtype=np.bool_)
+
+    if progress is None:
+        setting = config["report"]["progress"]
+        progress = setting == "on" or (setting == "auto" and sys.stderr.isatty() and n >= 200_000)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="bar", unit_scale=True, desc="backtest", file=sys.stderr)
+    ist[k.I_CHUNK_END] = CHUNK_BARS if bar is not None else n + 1
+    done = 0
+    while True:
+        event = k.simulate(px, codes, last, fp, ip, st, ist, trades, equity, held)
+        if event == k.EV_DONE:
+            break
+        if event == k.EV_CHUNK:
+            ist[k.I_CHUNK_END] += CHUNK_BARS
+            if bar is not None:
+                bar.update(int(ist[k.I_BAR]) - done)
+                done = int(ist[k.I_BAR])
+            continue
+        decider.book_closed(trades, int(ist[k.I_N_TRADES]))
+        st[k.X_DECISION_QTY] = decider(
+            int(ist[k.I_EVENT_SIDE]),
+            int(ist[k.I_BAR]),
+            int(ist[k.I_EVENT_SIGNAL_BAR]),
+            float(st[k.X_EVENT_PRICE]),
+            float(st[k.X_EVENT_STOP]),
+            float(st[k.X_EVENT_EQUITY]),
+        )
+    if bar is not None:
+        bar.update(n - done)
+        bar.close()
+
+    n_trades = int(ist[k.I_N_TRADES])
+    frame = trades_frame(bars, trades[:n_trades])
+    open_at_end = None
+    if n_trades and int(trades[n_trades - 1, k.T_REASON]) == k.R_END:
+        t = trades[n_trades - 1]
+        open_at_end = _position_record(bars, t, closed=True)
+    elif int(ist[k.I_SIDE]) != 0:
+        open_at_end = {
+            "side": "long" if ist[k.I_SIDE] > 0 else "short",
+            "qty": float(st[k.X_QTY]),
+            "entry_time": _iso(bars, int(ist[k.I_ENTRY_BAR])),
+            "entry_price": float(st[k.X_ENTRY_FILL]),
+            "marked_at": float(arrays.close[-1]),
+            "closed_at_end": False,
+        }
+    final = float(equity[-1]) if n else cash
+    return BacktestResult(
+        symbol=bars.symbol,
+        bars=bars,
+        trades=frame,
+        equity=equity,
+        position=held,
+        start_equity=cash,
+        final_equity=final,
+        open_position_at_end=open_at_end,
+        denials=decider.denials,
+        entries_proposed=decider.proposed,
+    )
+
+
+def _iso(bars: Bars, bar: int) -> str:
+    stamp = bars.time[bar]
+    return stamp.date().isoformat() if bars.daily else stamp.isoformat()
+
+
+def _position_record(bars: Bars, t: np.ndarray, *, closed: bool) -> dict[str, Any]:
+    return {
+        "side": "long" if t[k.T_SIDE] > 0 else "short",
+        "qty": float(t[k.T_QTY]),
+        "entry_time": _iso(bars, int(t[k.T_ENTRY_BAR])),
+        "entry_price": float(t[k.T_ENTRY_PRICE]),
+        "marked_at": float(t[k.T_EXIT_PRICE]),
+        "closed_at_end": closed,
+    }
+
+
+TRADE_COLUMNS = [
+    "symbol",
+    "side",
+    "qty",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "exit_reason",
+    "gross_pnl",
+    "commission",
+    "slippage_cost",
+    "net_pnl",
+    "return_pct",
+    "bars_held",
+]
+
+
+def trades_frame(bars: Bars, t: np.ndarray) -> pd.DataFrame:
+    """The closed trades as trades.csv rows, plus entry_bar/exit_bar for tests and plots."""
+    entry_bar = t[:, k.T_ENTRY_BAR].astype(np.int64)
+    exit_bar = t[:, k.T_EXIT_BAR].astype(np.int64)
+    qty = t[:, k.T_QTY]
+    gross = t[:, k.T_GROSS]
+    commission = t[:, k.T_COMMISSION]
+    slippage = t[:, k.T_SLIPPAGE]
+    net = gross - commission - slippage
+    entry_price = t[:, k.T_ENTRY_PRICE]
+    times = bars.time
+    if bars.daily:
+        entry_time = times[entry_bar].strftime("%Y-%m-%d")
+        exit_time = times[exit_bar].strftime("%Y-%m-%d")
+    else:
+        entry_time = times[entry_bar]
+        exit_time = times[exit_bar]
+    reasons = np.array([k.EXIT_REASONS.get(r, "?") for r in range(7)], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "symbol": bars.symbol,
+            "side": np.where(t[:, k.T_SIDE] > 0, "long", "short"),
+            "qty": qty,
+            "entry_time": entry_time,
+            "entry_price": entry_price,
+            "exit_time": exit_time,
+            "exit_price": t[:, k.T_EXIT_PRICE],
+            "exit_reason": reasons[t[:, k.T_REASON].astype(np.int64)],
+            "gross_pnl": gross,
+            "commission": commission,
+            "slippage_cost": slippage,
+            "net_pnl": net,
+            "return_pct": net / (qty * entry_price) * 100.0 if len(t) else net,
+            "bars_held": exit_bar - entry_bar,
+            "entry_bar": entry_bar,
+            "exit_bar": exit_bar,
+            "signal_bar": t[:, k.T_SIGNAL_BAR].astype(np.int64),
+            "stop_price": t[:, k.T_STOP],
+            "target_price": t[:, k.T_TARGET],
+        }
+    )
+    return frame

@@ -14,6 +14,7 @@ from chalicelib.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+    from chalicelib.adapters.dynamodb_state import DynamoStateStore
     from chalicelib.adapters.sqs import SqsAlertQueue
 
 
@@ -44,6 +45,13 @@ class Container:
         from chalicelib.adapters.sqs import SqsAlertQueue
 
         return SqsAlertQueue(self.boto_session.client("sqs"), self.settings.queue_url)
+
+    @cached_property
+    def state_store(self) -> DynamoStateStore:
+        """Risk state, cooldown slots, journal, orders and positions (the state table)."""
+        from chalicelib.adapters.dynamodb_state import DynamoStateStore
+
+        return DynamoStateStore(self.boto_session.client("dynamodb"), self.settings.state_table)
 
 
 _lock = threading.Lock()

@@ -1,0 +1,457 @@
+"""Alpaca (paper or live) behind the `Broker` port, through alpaca-py's `TradingClient`.
+
+Money safety first:
+- An order is POSTed with the intent's deterministic `client_order_id`. When the outcome is
+  unknown (timeout, connection drop, 5xx, 429) the order is looked up by that id before
+  anything else; only a lookup that finds nothing allows another POST, and Alpaca refuses a
+  second order with the same id anyway (40010001), which is then fetched and returned.
+- alpaca-py retries 429/504 inside `RESTClient._request` for every method, POST included,
+  and sets no timeout. Both are switched off on the client built here (`_harden`): retries
+  of POSTs are decided in this module only, and every request has `timeout_s`.
+- Alpaca's refusals become `BrokerRejected` with a reason a trader understands and the
+  Alpaca code (`reject_reason`).
+
+alpaca-py pulls pandas, so it is imported lazily (inside functions), never at import time.
+Prices cross the boundary as `Decimal` rounded to a valid tick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from chalicelib.domain import Account, Order, OrderIntent, OrderStatus, OrderType, Position, Side
+from chalicelib.ports import BrokerRejected, BrokerUnavailable
+from chalicelib.rules.prices import round_to_tick
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_CLIENT_ORDER_ID = "40010001"
+
+# Alpaca status -> ours; anything not listed is a working state we call PENDING.
+_STATUS = {
+    "new": OrderStatus.NEW,
+    "accepted": OrderStatus.ACCEPTED,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "replaced": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+class _OutcomeUnknown(Exception):
+    """The POST may or may not have created the order, and a lookup found none: POST again."""
+
+
+class _Failure:
+    """What an alpaca-py/requests exception means for us."""
+
+    def __init__(self, status: int | None, code: str | None, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """Timeouts, connection errors, 5xx and 429: the outcome is unknown."""
+        return self.status is None or self.status >= 500 or self.status == 429
+
+    @property
+    def duplicate(self) -> bool:
+        return self.code == DUPLICATE_CLIENT_ORDER_ID and "client_order_id" in self.message
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status else "no response"
+        return f"{where}: {self.message}" if self.message else where
+
+
+def _failure(exc: Exception) -> _Failure:
+    """Classify an exception raised by the client (APIError, requests errors, others)."""
+    from alpaca.common.exceptions import APIError
+
+    if isinstance(exc, APIError):
+        status = exc.status_code
+        code: str | None = None
+        message = str(exc)
+        try:
+            body = json.loads(str(exc))
+            if isinstance(body, dict):
+                code = str(body["code"]) if "code" in body else None
+                message = str(body.get("message", message))
+        except ValueError:
+            message = message[:200]
+        return _Failure(status, code, message)
+    import requests
+
+    if isinstance(exc, requests.RequestException):
+        return _Failure(None, None, type(exc).__name__)
+    raise exc
+
+
+def reject_reason(status: int | None, code: str | None, message: str) -> str:
+    """A trader's reading of an Alpaca refusal (the raw message is kept in parentheses)."""
+    text = message.lower()
+    if code == "40310000":
+        if "wash trade" in text:
+            label = "potential wash trade: an opposite-side order is open in this symbol"
+        elif "short" in text:
+            label = "the asset cannot be sold short"
+        elif "qty" in text or "shares" in text:
+            label = "not enough shares available to sell"
+        else:
+            label = "insufficient buying power"
+    elif code == "40310100":
+        label = "pattern day trader protection"
+    elif code == "42210000":
+        if "cancel" in text:
+            label = "order is not cancelable"
+        elif "asset" in text or "symbol" in text:
+            label = "asset not found or not tradable"
+        else:
+            label = "invalid price or order parameters"
+    elif code == DUPLICATE_CLIENT_ORDER_ID:
+        label = "invalid order"
+    elif status == 401:
+        label = "Alpaca refused the API keys (check paper vs live keys)"
+    elif status == 403:
+        label = "forbidden by Alpaca"
+    elif status == 404:
+        label = "not found at Alpaca"
+    else:
+        label = "refused by Alpaca"
+    return f"{label} ({message}; alpaca {code or status})"
+
+
+def _price(value: float | None) -> Decimal | None:
+    """A price on a valid tick, as the Decimal alpaca-py is given."""
+    if value is None:
+        return None
+    return Decimal(str(round_to_tick(value)))
+
+
+def build_order_request(intent: OrderIntent) -> Any:
+    """The alpaca-py request for `intent`: simple, bracket (both legs) or OTO (one leg)."""
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        MarketOrderRequest,
+        StopLimitOrderRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+        TrailingStopOrderRequest,
+    )
+
+    legs = (intent.take_profit is not None) + (intent.stop_loss is not None)
+    if legs and intent.order_type is OrderType.TRAILING_STOP:
+        raise BrokerRejected(
+            "Alpaca does not allow bracket/OTO legs on a trailing_stop order", code="42210000"
+        )
+    fields: dict[str, Any] = {
+        "symbol": intent.symbol,
+        "qty": Decimal(str(intent.qty)),
+        "side": OrderSide(intent.side.value),
+        "time_in_force": TimeInForce(intent.time_in_force),
+        "client_order_id": intent.client_order_id,
+    }
+    if legs:
+        fields["order_class"] = OrderClass.BRACKET if legs == 2 else OrderClass.OTO
+    if intent.take_profit is not None:
+        fields["take_profit"] = TakeProfitRequest(limit_price=_price(intent.take_profit))
+    if intent.stop_loss is not None:
+        fields["stop_loss"] = StopLossRequest(stop_price=_price(intent.stop_loss))
+    kind = intent.order_type
+    if kind is OrderType.MARKET:
+        return MarketOrderRequest(**fields)
+    if kind is OrderType.LIMIT:
+        return LimitOrderRequest(**fields, limit_price=_price(intent.limit_price))
+    if kind is OrderType.STOP:
+        return StopOrderRequest(**fields, stop_price=_price(intent.stop_price))
+    if kind is OrderType.STOP_LIMIT:
+        return StopLimitOrderRequest(
+            **fields,
+            stop_price=_price(intent.stop_price),
+            limit_price=_price(intent.limit_price),
+        )
+    if kind is OrderType.TRAILING_STOP:
+        if intent.trail_price is not None:
+            return TrailingStopOrderRequest(**fields, trail_price=_price(intent.trail_price))
+        return TrailingStopOrderRequest(**fields, trail_percent=Decimal(str(intent.trail_percent)))
+    raise BrokerRejected(f"unsupported order type {kind}", code="42210000")
+
+
+def _dec(value: Any) -> float | None:
+    return None if value in (None, "") else float(Decimal(str(value)))
+
+
+def to_order(raw: Any) -> Order:
+    """alpaca-py's Order (strings for numbers) as ours."""
+    kind = raw.type or raw.order_type
+    return Order(
+        broker_order_id=str(raw.id),
+        client_order_id=raw.client_order_id,
+        symbol=raw.symbol or "",
+        side=Side(raw.side.value),
+        qty=_dec(raw.qty) or 0.0,
+        order_type=OrderType(kind.value),
+        status=_STATUS.get(raw.status.value, OrderStatus.PENDING),
+        filled_qty=_dec(raw.filled_qty) or 0.0,
+        filled_avg_price=_dec(raw.filled_avg_price),
+        limit_price=_dec(raw.limit_price),
+        stop_price=_dec(raw.stop_price),
+        submitted_at=raw.submitted_at,
+        filled_at=raw.filled_at,
+        legs=tuple(to_order(leg) for leg in raw.legs or ()),
+    )
+
+
+def _harden(client: Any, timeout_s: float) -> Any:
+    """No hidden retries (POSTs are retried here only, after a lookup) and a timeout."""
+    import requests
+
+    class _TimeoutSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs.setdefault("timeout", timeout_s)
+            return super().request(*args, **kwargs)
+
+    client._retry = 0  # alpaca-py 0.44 RESTClient: retry count for 429/504, POSTs included
+    client._session = _TimeoutSession()
+    return client
+
+
+class AlpacaBroker:
+    """An Alpaca account. Build with `connect(...)` or `from_settings(settings)`.
+
+    `submit_attempts`: POSTs per order at most (each after a lookup found nothing);
+    `read_attempts`: tries for lookups and other reads; `wait_s`: first backoff, doubling.
+    """
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        submit_attempts: int = 3,
+        read_attempts: int = 3,
+        wait_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._submit_attempts = max(1, submit_attempts)
+        self._read_attempts = max(1, read_attempts)
+        self._wait_s = wait_s
+        self._sleep = sleep
+
+    @classmethod
+    def connect(
+        cls,
+        api_key: str,
+        secret_key: str,
+        *,
+        paper: bool = True,
+        base_url: str = "",
+        timeout_s: float = 5.0,
+        **kwargs: Any,
+    ) -> AlpacaBroker:
+        from alpaca.trading.client import TradingClient
+
+        if not (api_key and secret_key):
+            raise BrokerUnavailable(
+                "Alpaca keys are not configured: set FLOWTRADER_ALPACA_API_KEY and "
+                "FLOWTRADER_ALPACA_SECRET_KEY, or FLOWTRADER_SECRETS_ARN"
+            )
+        if not paper and not base_url:
+            log.warning("alpaca: LIVE trading; orders go to the live account")
+        client = TradingClient(
+            api_key=api_key, secret_key=secret_key, paper=paper, url_override=base_url or None
+        )
+        return cls(_harden(client, timeout_s), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secrets_client: Any = None) -> AlpacaBroker:
+        """Keys from the settings, else (lazily) from the Secrets Manager secret."""
+        key = settings.alpaca_api_key.get_secret_value()
+        secret = settings.alpaca_secret_key.get_secret_value()
+        if not (key and secret) and settings.secrets_arn:
+            key, secret = keys_from_secret(settings.secrets_arn, secrets_client)
+        return cls.connect(
+            key,
+            secret,
+            paper=settings.alpaca_paper,
+            base_url=settings.alpaca_base_url,
+            timeout_s=settings.alpaca_timeout_s,
+            submit_attempts=settings.alpaca_submit_attempts,
+        )
+
+    # --- Broker port -------------------------------------------------------------------
+
+    def place_order(self, intent: OrderIntent) -> Order:
+        """Submit once; on an unknown outcome look up by client_order_id before any retry.
+
+        Raises `BrokerRejected` (Alpaca said no; do not retry) or `BrokerUnavailable`
+        (outcome still unknown after every attempt: retry later with the same intent).
+        """
+        try:
+            request = build_order_request(intent)
+        except ValueError as exc:  # alpaca-py's own request validation (pydantic)
+            raise BrokerRejected(f"invalid order for Alpaca: {exc}", code="request") from exc
+        retrying = Retrying(
+            stop=stop_after_attempt(self._submit_attempts),
+            wait=wait_exponential(multiplier=self._wait_s, max=8 * self._wait_s),
+            retry=retry_if_exception_type(_OutcomeUnknown),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._submit_once(request, intent.client_order_id)
+        except _OutcomeUnknown as exc:
+            raise BrokerUnavailable(
+                f"Alpaca did not confirm order {intent.client_order_id}: {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        def lookup() -> Order | None:
+            try:
+                return to_order(self._client.get_order_by_client_id(client_order_id))
+            except Exception as exc:
+                failure = _failure(exc)
+                if failure.status == 404:
+                    return None
+                raise self._raise_for(failure) from exc
+
+        return self._read(lookup)
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        def cancel() -> None:
+            try:
+                self._client.cancel_order_by_id(broker_order_id)
+            except Exception as exc:
+                raise self._raise_for(_failure(exc)) from exc
+
+        self._read(cancel)
+
+    def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        query = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, nested=True)
+        return [to_order(o) for o in self._call(lambda: self._client.get_orders(filter=query))]
+
+    def get_positions(self) -> list[Position]:
+        positions = []
+        for raw in self._call(self._client.get_all_positions):
+            qty = Decimal(raw.qty)
+            if raw.side.value == "short" and qty > 0:
+                qty = -qty
+            positions.append(
+                Position(
+                    symbol=raw.symbol,
+                    qty=float(qty),
+                    avg_entry_price=float(Decimal(raw.avg_entry_price)),
+                    market_price=_dec(raw.current_price),
+                    unrealized_pl=_dec(raw.unrealized_pl),
+                )
+            )
+        return positions
+
+    def get_account(self) -> Account:
+        raw = self._call(self._client.get_account)
+        return Account(
+            equity=_dec(raw.equity) or 0.0,
+            cash=_dec(raw.cash) or 0.0,
+            buying_power=_dec(raw.buying_power) or 0.0,
+            pattern_day_trader=bool(raw.pattern_day_trader),
+            daytrade_count=int(raw.daytrade_count or 0),
+        )
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _submit_once(self, request: Any, client_order_id: str) -> Order:
+        try:
+            return to_order(self._client.submit_order(request))
+        except Exception as exc:
+            failure = _failure(exc)
+            if failure.duplicate:
+                # Already placed (an earlier attempt or a redelivery): that order is the answer.
+                found = self.get_order_by_client_id(client_order_id)
+                if found is None:
+                    raise BrokerUnavailable(
+                        f"Alpaca holds {client_order_id} but the lookup found nothing"
+                    ) from exc
+                log.info("alpaca: %s already placed; returning it", client_order_id)
+                return found
+            if not failure.transient:
+                raise BrokerRejected(
+                    reject_reason(failure.status, failure.code, failure.message),
+                    code=failure.code or str(failure.status),
+                ) from exc
+            log.warning("alpaca: order %s outcome unknown (%s)", client_order_id, failure)
+            found = self.get_order_by_client_id(client_order_id)
+            if found is not None:
+                log.info("alpaca: %s was placed despite the error", client_order_id)
+                return found
+            raise _OutcomeUnknown(str(failure)) from exc
+
+    def _raise_for(self, failure: _Failure) -> Exception:
+        if failure.transient:
+            return BrokerUnavailable(f"Alpaca unavailable ({failure})")
+        return BrokerRejected(
+            reject_reason(failure.status, failure.code, failure.message),
+            code=failure.code or str(failure.status),
+        )
+
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        """Run an idempotent call, retrying while Alpaca is unavailable."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._read_attempts),
+            wait=wait_exponential(multiplier=self._wait_s, max=8 * self._wait_s),
+            retry=retry_if_exception_type(BrokerUnavailable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+    def _call(self, method: Callable[[], Any]) -> Any:
+        def call() -> Any:
+            try:
+                return method()
+            except Exception as exc:
+                raise self._raise_for(_failure(exc)) from exc
+
+        return self._read(call)
+
+
+def keys_from_secret(secret_arn: str, client: Any = None) -> tuple[str, str]:
+    """(key id, secret key) from a JSON secret; names as in the env, prefix optional."""
+    if client is None:
+        import boto3
+
+        client = boto3.session.Session().client("secretsmanager")
+    try:
+        value = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    except Exception as exc:
+        raise BrokerUnavailable(
+            f"cannot read Alpaca keys from {secret_arn}: {type(exc).__name__}"
+        ) from exc
+    found = {str(k).lower().removeprefix("flowtrader_"): v for k, v in value.items()}
+    return str(found.get("alpaca_api_key", "")), str(found.get("alpaca_secret_key", ""))

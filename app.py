@@ -104,6 +104,39 @@ def process_alerts(event: Any) -> dict[str, Any]:
     return handle_batch(raw, bootstrap.container())
 
 
+@app.route("/api/orders", methods=["GET"])
+def list_orders() -> Response:
+    """Recorded orders, newest first (`?limit=`, default 100, at most 500)."""
+    from chalicelib.services.portfolio import recent_orders
+
+    if not _authorized():
+        return _unauthorized()
+    raw = (app.current_request.query_params or {}).get("limit", "100")
+    if not raw.isdigit():
+        return _json(400, {"error": "limit must be a whole number"})
+    return _json(200, recent_orders(bootstrap.container().state_store, int(raw)))
+
+
+@app.route("/api/positions", methods=["GET"])
+def list_positions() -> Response:
+    """The positions snapshot written after each order."""
+    from chalicelib.services.portfolio import open_positions
+
+    if not _authorized():
+        return _unauthorized()
+    return _json(200, open_positions(bootstrap.container().state_store))
+
+
+@app.route("/api/alerts/{alert_id}/journal", methods=["GET"])
+def get_alert_journal(alert_id: str) -> Response:
+    """Every journaled step of one alert: decision, each gate verdict, orders, outcome."""
+    from chalicelib.services.portfolio import alert_journal
+
+    if not _authorized():
+        return _unauthorized()
+    return _json(200, alert_journal(bootstrap.container().state_store, alert_id))
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def requeue_pending(event: Any) -> dict[str, Any]:
     """Queue alerts whose enqueue failed after they were stored."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
     from chalicelib.adapters.dynamodb_state import DynamoStateStore
     from chalicelib.adapters.sqs import SqsAlertQueue
+    from chalicelib.ports import Broker, Notifier
 
 
 class Container:
@@ -52,6 +53,45 @@ class Container:
         from chalicelib.adapters.dynamodb_state import DynamoStateStore
 
         return DynamoStateStore(self.boto_session.client("dynamodb"), self.settings.state_table)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Every channel behind one fan-out that never raises: the log, and SNS when
+        `topic_arn` is set (SMS/email subscribers of the topic)."""
+        from chalicelib.services.notify import FanOutNotifier, LogNotifier
+
+        channels: list[Notifier] = [LogNotifier()]
+        if self.settings.topic_arn:
+            from chalicelib.adapters.sns import SnsNotifier
+
+            channels.append(
+                SnsNotifier(
+                    self.boto_session.client("sns"),
+                    self.settings.topic_arn,
+                    sms_chars=self.settings.notify_sms_chars,
+                )
+            )
+        return FanOutNotifier(channels)
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The order venue `settings.broker` names: paper (simulated in the state table) or
+        alpaca (paper or live account by `alpaca_paper`)."""
+        s = self.settings
+        if s.broker == "alpaca":
+            from chalicelib.adapters.alpaca import AlpacaBroker
+
+            return AlpacaBroker.from_settings(s)
+        if s.broker != "paper":
+            raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
+        from chalicelib.adapters.paper_broker import PaperBroker
+
+        return PaperBroker(
+            self.boto_session.client("dynamodb"),
+            s.state_table,
+            slippage_bps=s.paper_slippage_bps,
+            starting_cash=s.paper_starting_cash,
+        )
 
 
 _lock = threading.Lock()

@@ -1,7 +1,9 @@
 """The SQS batch: each record is one alert id; failures are reported per record.
 
 aws-lambda-powertools' batch utility turns a raising record handler into an entry of
-`batchItemFailures`, so one bad record never redelivers the whole batch.
+`batchItemFailures`, so one bad record never redelivers the whole batch. A record whose
+alert failed (`AlertFailed`: broker unavailable, an error) is reported, so SQS delivers it
+again; the queue's redrive policy dead-letters it after 5 receives.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 
 from chalicelib.domain import utc_now
-from chalicelib.services.process_alert import process_alert
+from chalicelib.rules.gate import Gate
+from chalicelib.services.process_alert import (
+    Execution,
+    order_rules,
+    process_alert,
+    risk_limits,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -24,12 +32,37 @@ if TYPE_CHECKING:
     from chalicelib.bootstrap import Container
 
 
+def build_execution(container: Container) -> Execution:
+    """The pipeline's collaborators from the composition root's adapters and settings."""
+    settings = container.settings
+    return Execution(
+        state=container.state_store,
+        broker=container.broker,
+        gate=Gate.from_limits(risk_limits(settings)),
+        rules=order_rules(settings),
+        notifier=getattr(container, "notifier", None),
+    )
+
+
 def handle_batch(event: dict[str, Any], container: Container) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
+    execution: Execution | None = None
 
     def handle_record(record: SQSRecord) -> str:
+        nonlocal execution
         alert_id = json.loads(record.body)["alert_id"]
-        return process_alert(alert_id, store=container.alert_store, now=utc_now()).status
+        if execution is None:
+            execution = build_execution(container)
+        attributes = record.raw_event.get("attributes") or {}
+        attempt = int(attributes.get("ApproximateReceiveCount") or 1)
+        outcome = process_alert(
+            alert_id,
+            store=container.alert_store,
+            now=utc_now(),
+            execution=execution,
+            attempt=attempt,
+        )
+        return outcome.status
 
     return process_partial_response(
         event=event, record_handler=handle_record, processor=processor, context=None

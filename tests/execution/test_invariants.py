@@ -1,0 +1,309 @@
+"""DESIGN.md's money-safety invariants, end to end on moto's server.
+
+Alerts are stored in the real alert table, state lives in the real state table, and each
+worker thread gets its own boto3 clients, as separate Lambdas would. The broker is our
+port's fake, and the paper broker (DynamoDB-backed) for the same invariants.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+from chalicelib.adapters.dynamodb_state import DynamoStateStore
+from chalicelib.adapters.paper_broker import PaperBroker
+from chalicelib.domain import Alert
+from chalicelib.rules.gate import Gate, RiskLimits
+from chalicelib.rules.market_calendar import trading_date
+from chalicelib.rules.orders import OrderRules
+from chalicelib.services.process_alert import AlertFailed, Execution, process_alert
+from tests.execution.fake_broker import FakeBroker, FlakyBroker, LambdaCrash
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York
+
+
+class Lambda:
+    """One worker's own clients: alert store, state store (and the paper broker's)."""
+
+    def __init__(self) -> None:
+        client = boto3.session.Session().client("dynamodb")
+        self.alerts = DynamoAlertStore(client, os.environ["FLOWTRADER_ALERTS_TABLE"])
+        self.state = DynamoStateStore(client, os.environ["FLOWTRADER_STATE_TABLE"])
+        self.client = client
+
+
+class RecordingNotifier:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def notify(self, subject: str, message: str) -> None:
+        self.sent.append((subject, message))
+        if self.fail:
+            raise RuntimeError("SNS is down")
+
+
+@pytest.fixture(params=["fake", "paper"])
+def broker_kind(request, aws):
+    return request.param
+
+
+def make_broker(kind: str):
+    if kind == "fake":
+        return FakeBroker()
+    return PaperBroker(
+        Lambda().client,
+        os.environ["FLOWTRADER_STATE_TABLE"],
+        slippage_bps=0.0,
+        clock=lambda: NOW,
+    )
+
+
+def order_count(broker) -> int:
+    return len(broker.list_orders())
+
+
+def store_alert(lam: Lambda, alert_id: str, **fields) -> str:
+    body = {"ticker": "NASDAQ:AAPL", "action": "buy", "price": 100.0, "quantity": 2, **fields}
+    lam.alerts.store_once(
+        alert_id, f"id:{alert_id}", Alert.model_validate(body), NOW, NOW + timedelta(days=1), None
+    )
+    return alert_id
+
+
+def execution(lam: Lambda, broker, notifier=None, **limits) -> Execution:
+    risk = RiskLimits(market_hours_only=False, **limits)
+    return Execution(
+        state=lam.state,
+        broker=broker,
+        gate=Gate.from_limits(risk),
+        rules=OrderRules(),
+        notifier=notifier,
+    )
+
+
+def run(lam: Lambda, alert_id: str, ex: Execution, attempt: int = 1):
+    return process_alert(alert_id, store=lam.alerts, now=NOW, execution=ex, attempt=attempt)
+
+
+def test_accepted_alert_records_decision_verdicts_and_order_on_the_alert(broker_kind):
+    lam = Lambda()
+    broker = make_broker(broker_kind)
+    notifier = RecordingNotifier()
+    alert_id = store_alert(lam, "01JDUP0000000000000000000A", stop_loss=98.0, take_profit=104.0)
+
+    outcome = run(lam, alert_id, execution(lam, broker, notifier))
+
+    assert outcome.status in ("accepted", "filled")
+    record = lam.alerts.get(alert_id)
+    assert record["status"] == outcome.status
+    details = record["details"]
+    assert details["decision"]["kind"] == "open"
+    assert {v["check"] for v in details["verdicts"]["open"]} >= {"kill_switch", "cooldown"}
+    assert details["orders"][0]["client_order_id"] == f"ft-{alert_id}-open"
+    assert [o["client_order_id"] for o in lam.state.orders()] == [f"ft-{alert_id}-open"]
+    events = [e["event"] for e in lam.state.journal(alert_id)]
+    assert events[0] == "decided"
+    assert events[-1] == "outcome"
+    assert "gate" in events
+    assert notifier.sent
+
+
+def test_duplicate_delivery_of_one_alert_places_one_order(broker_kind):
+    lam = Lambda()
+    broker = make_broker(broker_kind)
+    alert_id = store_alert(lam, "01JDUP0000000000000000000B")
+    ex = execution(lam, broker)
+
+    first = run(lam, alert_id, ex)
+    again = run(lam, alert_id, ex, attempt=2)
+
+    assert again.skipped
+    assert again.status == first.status
+    assert order_count(broker) == 1
+
+
+def test_concurrent_duplicate_deliveries_place_one_order(broker_kind):
+    broker = make_broker(broker_kind)
+    alert_id = store_alert(Lambda(), "01JDUP0000000000000000000C")
+
+    def deliver(_: int):
+        lam = Lambda()
+        return run(lam, alert_id, execution(lam, broker)).status
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(deliver, range(4)))
+    assert order_count(broker) == 1
+
+
+def test_redelivery_after_a_crash_between_broker_call_and_record_places_one_order(broker_kind):
+    lam = Lambda()
+    broker = FlakyBroker(make_broker(broker_kind), crash_after=1)
+    alert_id = store_alert(lam, "01JCRASH000000000000000000")
+
+    with pytest.raises(LambdaCrash):
+        run(lam, alert_id, execution(lam, broker))
+    assert lam.alerts.get(alert_id)["status"] == "received"  # nothing recorded after the call
+
+    outcome = run(Lambda(), alert_id, execution(lam, broker), attempt=2)
+
+    assert outcome.status in ("accepted", "filled")
+    assert order_count(broker.inner) == 1
+    assert broker.place_calls == 1
+    assert lam.alerts.get(alert_id)["details"]["recovered"] is True
+
+
+def test_thirty_parallel_alerts_with_a_limit_of_three_place_exactly_three_orders(broker_kind):
+    broker = make_broker(broker_kind)
+    seed = Lambda()
+    ids = [
+        store_alert(seed, f"01JPAR{i:020d}", ticker=f"SYM{i:02d}", quantity=1) for i in range(30)
+    ]
+
+    def worker(alert_id: str):
+        lam = Lambda()  # its own clients, like a separate Lambda
+        return run(lam, alert_id, execution(lam, broker, max_trades_per_hour=3))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(worker, ids))
+
+    placed = [o for o in outcomes if o.status in ("accepted", "filled")]
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    assert len(placed) == 3
+    assert len(rejected) == 27
+    assert all("cooldown" in o.reason for o in rejected)
+    assert order_count(broker) == 3
+    stored = [seed.alerts.get(i) for i in ids]
+    assert sum(r["status"] == "rejected" and "cooldown" in r["reason"] for r in stored) == 27
+
+
+def test_broker_500_then_success_places_one_order(broker_kind):
+    lam = Lambda()
+    broker = FlakyBroker(make_broker(broker_kind), fail_before=1)
+    alert_id = store_alert(lam, "01JFLAKY000000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, broker))
+
+    assert outcome.status in ("accepted", "filled")
+    assert broker.place_calls == 2
+    assert order_count(broker.inner) == 1
+
+
+def test_timeout_after_the_broker_accepted_is_found_by_client_id_not_placed_again(broker_kind):
+    lam = Lambda()
+    broker = FlakyBroker(make_broker(broker_kind), fail_after=1)
+    alert_id = store_alert(lam, "01JTIMEOUT0000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, broker))
+
+    assert outcome.status in ("accepted", "filled")
+    assert broker.place_calls == 1
+    assert order_count(broker.inner) == 1
+
+
+def test_broker_down_records_failed_retries_via_redelivery_and_notifies_on_the_last(aws):
+    lam = Lambda()
+    broker = FlakyBroker(FakeBroker(), fail_before=100)
+    notifier = RecordingNotifier()
+    alert_id = store_alert(lam, "01JDOWN0000000000000000000")
+    ex = execution(lam, broker, notifier)
+
+    for attempt in range(1, 6):
+        with pytest.raises(AlertFailed):
+            run(lam, alert_id, ex, attempt=attempt)
+        record = lam.alerts.get(alert_id)
+        assert record["status"] == "failed"
+        assert record["reason"].startswith("broker unavailable")
+    assert "gave up after 5 attempts" in record["reason"]
+    assert [s for s, _ in notifier.sent if "FAILED" in s] == [f"flowtrader: FAILED {alert_id}"]
+    assert order_count(broker.inner) == 0
+
+
+def test_failed_alert_succeeds_on_redelivery_once_the_broker_is_back(aws):
+    lam = Lambda()
+    broker = FlakyBroker(FakeBroker(), fail_before=2)
+    alert_id = store_alert(lam, "01JBACK0000000000000000000")
+    ex = execution(lam, broker)
+
+    with pytest.raises(AlertFailed):
+        run(lam, alert_id, ex)
+    outcome = run(lam, alert_id, ex, attempt=2)
+
+    assert outcome.status in ("accepted", "filled")
+    assert order_count(broker.inner) == 1
+    assert len(lam.state.trade_times(NOW, timedelta(hours=1))) == 1  # one cooldown slot
+
+
+def test_daily_loss_limit_rejects_with_its_reason(broker_kind):
+    lam = Lambda()
+    broker = make_broker(broker_kind)
+    lam.state.add_realized_pl(trading_date(NOW), -750.0, key="earlier-loss")
+    alert_id = store_alert(lam, "01JLOSS0000000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, broker, max_daily_loss_usd=500))
+
+    assert outcome.status == "rejected"
+    assert outcome.reason.startswith("daily loss limit")
+    assert order_count(broker) == 0
+    assert lam.alerts.get(alert_id)["reason"].startswith("daily loss limit")
+
+
+def test_kill_switch_rejects_with_its_reason(broker_kind):
+    lam = Lambda()
+    broker = make_broker(broker_kind)
+    lam.state.set_kill_switch("halted by the trader", NOW)
+    alert_id = store_alert(lam, "01JKILL0000000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, broker))
+
+    assert outcome.status == "rejected"
+    assert "kill switch" in outcome.reason
+    assert "halted by the trader" in outcome.reason
+    assert order_count(broker) == 0
+
+
+def test_failing_notifier_neither_blocks_nor_repeats_the_order(broker_kind):
+    lam = Lambda()
+    broker = make_broker(broker_kind)
+    alert_id = store_alert(lam, "01JNOTIFY00000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, broker, RecordingNotifier(fail=True)))
+
+    assert outcome.status in ("accepted", "filled")
+    assert order_count(broker) == 1
+
+
+def test_broker_rejection_releases_the_cooldown_slot(aws):
+    from chalicelib.ports import BrokerRejected
+
+    class Refusing(FakeBroker):
+        def place_order(self, intent):
+            raise BrokerRejected("insufficient buying power", code="40310000")
+
+    lam = Lambda()
+    alert_id = store_alert(lam, "01JREFUSE00000000000000000")
+
+    outcome = run(lam, alert_id, execution(lam, Refusing(), max_trades_per_hour=1))
+
+    assert outcome.status == "rejected"
+    assert "insufficient buying power" in outcome.reason
+    assert "40310000" in outcome.reason
+    assert lam.state.trade_times(NOW, timedelta(hours=1)) == []
+
+
+def test_reverse_closes_then_opens_and_books_realized_pl(aws):
+    lam = Lambda()
+    broker = FakeBroker()
+    broker.set_position("AAPL", -5, 110.0)
+    alert_id = store_alert(lam, "01JREVERSE0000000000000000", market_position="long")
+
+    outcome = run(lam, alert_id, execution(lam, broker))
+
+    assert outcome.orders == (f"ft-{alert_id}-close", f"ft-{alert_id}-open")
+    assert lam.state.realized_pl(trading_date(NOW)) == pytest.approx(50.0)  # covered 10 lower
+    assert [(p.symbol, p.qty) for p in lam.state.positions()] == [("AAPL", 2)]

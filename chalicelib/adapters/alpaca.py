@@ -105,7 +105,10 @@ def _failure(exc: Exception) -> _Failure:
 
 
 def reject_reason(status: int | None, code: str | None, message: str) -> str:
-    """A trader's reading of an Alpaca refusal (the raw message is kept in parentheses)."""
+    """A trader's reading of an Alpaca refusal; Alpaca's own words follow in parentheses.
+
+    The code itself travels on `BrokerRejected.code`, so it is not repeated here.
+    """
     text = message.lower()
     if code == "40310000":
         if "wash trade" in text:
@@ -135,7 +138,9 @@ def reject_reason(status: int | None, code: str | None, message: str) -> str:
         label = "not found at Alpaca"
     else:
         label = "refused by Alpaca"
-    return f"{label} ({message}; alpaca {code or status})"
+    if not message or message.lower() in label.lower():
+        return label
+    return f"{label} (alpaca: {message})"
 
 
 def _price(value: float | None) -> Decimal | None:

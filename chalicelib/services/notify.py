@@ -1,0 +1,173 @@
+"""What the trader is told, and a fan-out that can never break the order path.
+
+Every message is a `Notice`: an email `subject`, an SMS-sized `text` (first line, at most
+160 characters) and optional `detail` lines for email. `Notice.message` is what a
+`Notifier` receives: `text`, then a blank line and `detail`. Channels that send SMS use the
+first line only (`sms_text`).
+
+`FanOutNotifier` is the `Notifier` the composition root hands out: it calls each channel,
+logs a failing one and carries on, and never raises (DESIGN.md invariant 5; freqtrade's
+RPCManager.send_msg).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chalicelib.domain import Order, OrderStatus, OrderType
+from chalicelib.ports import Notifier
+
+log = logging.getLogger(__name__)
+
+SMS_CHARS = 160
+SUBJECT_CHARS = 100  # SNS's limit for an email subject
+APP = "flowtrader"
+
+_TYPE = {
+    OrderType.MARKET: "MKT",
+    OrderType.LIMIT: "LMT",
+    OrderType.STOP: "STP",
+    OrderType.STOP_LIMIT: "STP LMT",
+    OrderType.TRAILING_STOP: "TRAIL",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # placed | filled | rejected | error
+    subject: str
+    text: str
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.text}\n\n{self.detail}" if self.detail else self.text
+
+
+def sms_text(message: str, limit: int = SMS_CHARS) -> str:
+    """The first line of `message` (whitespace collapsed), cut to `limit` with an ellipsis."""
+    lines = message.strip().splitlines()
+    first = " ".join(lines[0].split()) if lines else ""
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def _qty(qty: float) -> str:
+    return f"{qty:g}"
+
+
+def _px(price: float | None) -> str:
+    return "" if price is None else f"{price:,.2f}" if price >= 1 else f"{price:.4f}"
+
+
+def describe(order: Order) -> str:
+    """`BUY 10 AAPL LMT 190.00 TP 200.00 SL 185.00`: the order as a trader writes it."""
+    parts = [order.side.value.upper(), _qty(order.qty), order.symbol, _TYPE[order.order_type]]
+    if order.stop_price is not None:
+        parts.append(_px(order.stop_price))
+    if order.limit_price is not None:
+        parts.append(_px(order.limit_price))
+    for leg in order.legs:
+        if leg.order_type is OrderType.LIMIT and leg.limit_price is not None:
+            parts.append(f"TP {_px(leg.limit_price)}")
+        elif leg.stop_price is not None:
+            parts.append(f"SL {_px(leg.stop_price)}")
+    return " ".join(parts)
+
+
+def _subject(text: str) -> str:
+    return sms_text(f"{APP}: {text}", SUBJECT_CHARS)
+
+
+def _detail(alert_id: str | None, order: Order | None = None) -> str:
+    lines = []
+    if alert_id:
+        lines.append(f"alert {alert_id}")
+    if order is not None:
+        lines.append(f"client order id {order.client_order_id}")
+        lines.append(f"broker order id {order.broker_order_id}")
+    return "\n".join(lines)
+
+
+def order_placed(order: Order, alert_id: str | None = None) -> Notice:
+    text = f"Placed {describe(order)} ({order.status.value})"
+    return Notice(
+        "placed",
+        _subject(f"placed {order.side.value} {order.symbol}"),
+        sms_text(text),
+        _detail(alert_id, order),
+    )
+
+
+def order_filled(order: Order, alert_id: str | None = None) -> Notice:
+    price = _px(order.filled_avg_price)
+    qty = _qty(order.filled_qty or order.qty)
+    text = f"Filled {order.side.value.upper()} {qty} {order.symbol} @ {price}"
+    return Notice(
+        "filled",
+        _subject(f"filled {order.side.value} {order.symbol} @ {price}"),
+        sms_text(text),
+        _detail(alert_id, order),
+    )
+
+
+def order_update(order: Order, alert_id: str | None = None) -> Notice:
+    """Placed or filled, whichever the order's status says."""
+    if order.status is OrderStatus.FILLED:
+        return order_filled(order, alert_id)
+    return order_placed(order, alert_id)
+
+
+def order_rejected(symbol: str, reason: str, alert_id: str | None = None) -> Notice:
+    return Notice(
+        "rejected",
+        _subject(f"rejected {symbol}"),
+        sms_text(f"Rejected {symbol}: {reason}"),
+        "\n".join(x for x in (f"reason: {reason}", _detail(alert_id)) if x),
+    )
+
+
+def order_error(reason: str, alert_id: str | None = None, symbol: str | None = None) -> Notice:
+    what = f"{symbol} " if symbol else ""
+    return Notice(
+        "error",
+        _subject(f"ERROR {what}{alert_id or ''}".strip()),
+        sms_text(f"ERROR {what}{reason}"),
+        "\n".join(x for x in (f"error: {reason}", _detail(alert_id)) if x),
+    )
+
+
+def send(notifier: Notifier | None, notice: Notice) -> bool:
+    """Deliver `notice`; False (logged) when it failed. Never raises."""
+    if notifier is None:
+        return False
+    try:
+        notifier.notify(notice.subject, notice.message)
+        return True
+    except Exception:
+        log.warning("notification %r failed", notice.subject, exc_info=True)
+        return False
+
+
+class LogNotifier:
+    """Writes every notification to the log (CloudWatch in AWS, the console locally)."""
+
+    def notify(self, subject: str, message: str) -> None:
+        log.info("notify: %s | %s", subject, sms_text(message, 500))
+
+
+class FanOutNotifier:
+    """Every channel gets every message; a failing channel is logged and skipped."""
+
+    def __init__(self, channels: Sequence[Notifier] | Iterable[Notifier]) -> None:
+        self.channels = list(channels)
+
+    def notify(self, subject: str, message: str) -> None:
+        for channel in self.channels:
+            try:
+                channel.notify(subject, message)
+            except Exception:
+                log.warning(
+                    "notifier %s failed for %r", type(channel).__name__, subject, exc_info=True
+                )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
     from chalicelib.adapters.dynamodb_state import DynamoStateStore
     from chalicelib.adapters.sqs import SqsAlertQueue
-    from chalicelib.ports import Notifier
+    from chalicelib.ports import Broker, Notifier
 
 
 class Container:
@@ -72,6 +72,26 @@ class Container:
                 )
             )
         return FanOutNotifier(channels)
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The order venue `settings.broker` names: paper (simulated in the state table) or
+        alpaca (paper or live account by `alpaca_paper`)."""
+        s = self.settings
+        if s.broker == "alpaca":
+            from chalicelib.adapters.alpaca import AlpacaBroker
+
+            return AlpacaBroker.from_settings(s)
+        if s.broker != "paper":
+            raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
+        from chalicelib.adapters.paper_broker import PaperBroker
+
+        return PaperBroker(
+            self.boto_session.client("dynamodb"),
+            s.state_table,
+            slippage_bps=s.paper_slippage_bps,
+            starting_cash=s.paper_starting_cash,
+        )
 
 
 _lock = threading.Lock()

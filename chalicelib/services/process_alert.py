@@ -55,6 +55,13 @@ from chalicelib.rules.orders import (
 )
 from chalicelib.rules.risk_state import RiskState
 from chalicelib.rules.sizing import SizingMode
+from chalicelib.services.notify import (
+    Notice,
+    order_error,
+    order_rejected,
+    order_update,
+    send,
+)
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
@@ -187,13 +194,9 @@ class _Run:
             orders=tuple(o.client_order_id for o in self.orders),
         )
 
-    def notify(self, subject: str, message: str) -> None:
-        if self.ex.notifier is None:
-            return
-        try:
-            self.ex.notifier.notify(subject, message)
-        except Exception:  # a channel failing must never touch the order path
-            log.warning("notification failed for alert %s", self.alert_id, exc_info=True)
+    def notify(self, notice: Notice) -> None:
+        """Tell the trader; `send` logs a failing channel and never raises."""
+        send(self.ex.notifier, notice)
 
     def record_order(self, order: Order, *, placed: bool = True) -> None:
         """Record an order; `placed=False` for earlier orders this alert's price moved."""
@@ -266,20 +269,6 @@ def _realized_pl(intent: OrderIntent, order: Order, positions: list[Position]) -
     return sign * (order.filled_avg_price - held.avg_entry_price) * order.filled_qty
 
 
-def _describe(intent: OrderIntent) -> str:
-    parts = [
-        f"{intent.side.value.upper()} {intent.qty:g} {intent.symbol} {intent.order_type.value}"
-    ]
-    price = intent.limit_price or intent.stop_price or intent.reference_price
-    if price:
-        parts.append(f"@{price:g}")
-    if intent.stop_loss:
-        parts.append(f"SL {intent.stop_loss:g}")
-    if intent.take_profit:
-        parts.append(f"TP {intent.take_profit:g}")
-    return " ".join(parts)
-
-
 def process_alert(
     alert_id: str,
     *,
@@ -306,6 +295,7 @@ def process_alert(
         latest = store.get(alert_id) or record
         return Outcome(alert_id, latest["status"], latest["reason"], skipped=True)
     run = _Run(alert_id, store, execution, now, attempt)
+    symbol = str(record["alert"].get("ticker", "")).rsplit(":", 1)[-1] or None
     try:
         return _execute(run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED)
     except BrokerUnavailable as exc:
@@ -315,7 +305,7 @@ def process_alert(
         )
         run.finish(AlertStatus.FAILED, reason)
         if final:
-            run.notify(f"flowtrader: FAILED {alert_id}", reason)
+            run.notify(order_error(reason, alert_id, symbol))
         raise AlertFailed(reason) from exc
     except AlertFailed:
         raise
@@ -326,7 +316,7 @@ def process_alert(
             run.finish(AlertStatus.FAILED, reason)
         finally:
             if attempt >= MAX_RECEIVES:
-                run.notify(f"flowtrader: FAILED {alert_id}", reason)
+                run.notify(order_error(reason, alert_id, symbol))
         raise AlertFailed(reason) from exc
 
 
@@ -337,6 +327,8 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     if work_prices is not None and alert.price is not None:
         for changed in work_prices(alert.symbol, alert.price, run.now):
             run.record_order(changed, placed=False)
+            if changed.status is OrderStatus.FILLED:
+                run.notify(order_update(changed))
 
     done: dict[str, Order] = {}
     if resumed:
@@ -361,7 +353,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
         if "close" in done:
             run.record_order(done["close"])
             return _accepted(run, "close already placed by an earlier attempt")
-        run.notify(f"flowtrader: rejected {alert.symbol}", decision.reason)
+        run.notify(order_rejected(alert.symbol, decision.reason, run.alert_id))
         return run.finish(AlertStatus.REJECTED, decision.reason)
 
     verdicts: dict[str, list[dict[str, Any]]] = {}
@@ -381,7 +373,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
         run.journal("gate", {"leg": leg, "allowed": result.allowed, "verdicts": verdicts[leg]})
         if not result.allowed:
             if not run.orders or leg == "close":
-                run.notify(f"flowtrader: rejected {alert.symbol}", result.reason)
+                run.notify(order_rejected(alert.symbol, result.reason, run.alert_id))
                 return run.finish(AlertStatus.REJECTED, result.reason)
             notes.append(f"open rejected: {result.reason}")
             break
@@ -395,7 +387,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
                 f" (code {exc.code})" if exc.code else ""
             )
             if not run.orders:
-                run.notify(f"flowtrader: rejected {alert.symbol}", reason)
+                run.notify(order_rejected(alert.symbol, reason, run.alert_id))
                 return run.finish(AlertStatus.REJECTED, reason)
             notes.append(reason)
             break
@@ -404,10 +396,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
             pl = _realized_pl(intent, order, positions)
             if pl is not None:
                 ex.state.add_realized_pl(trading_date(run.now), pl, key=order.client_order_id)
-        run.notify(
-            f"flowtrader: order {order.status.value} {intent.symbol}",
-            f"{_describe(intent)} ({order.status.value}; alert {run.alert_id})",
-        )
+        run.notify(order_update(order, run.alert_id))
     reason = decision.reason + ("; " + "; ".join(notes) if notes else "")
     return _accepted(run, reason)
 

@@ -220,7 +220,8 @@ def test_broker_down_records_failed_retries_via_redelivery_and_notifies_on_the_l
         assert record["status"] == "failed"
         assert record["reason"].startswith("broker unavailable")
     assert "gave up after 5 attempts" in record["reason"]
-    assert [s for s, _ in notifier.sent if "FAILED" in s] == [f"flowtrader: FAILED {alert_id}"]
+    errors = [subject for subject, _ in notifier.sent if "ERROR" in subject]
+    assert errors == [f"flowtrader: ERROR AAPL {alert_id}"]
     assert order_count(broker.inner) == 0
 
 

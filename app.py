@@ -95,7 +95,7 @@ def health() -> Response:
     return _json(200 if report["ready"] else 503, report)
 
 
-@app.on_sqs_message(queue="flowtrader-alerts", batch_size=10)
+@app.on_sqs_message(queue="flowtrader-alerts", batch_size=1, maximum_concurrency=2)
 def process_alerts(event: Any) -> dict[str, Any]:
     """Process a batch of queued alerts; failed records are reported for redelivery."""
     from chalicelib.services.queue_worker import handle_batch

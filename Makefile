@@ -34,5 +34,13 @@ test: lint
 bench: install
 	$(PY) bench/ingress.py
 
+# One stage on AWS (docs/deploy.md): infra stack, config.json outputs, secret, app stack.
+# Optional: ALARM_EMAIL=you@example.com, AWS_REGION / AWS_PROFILE as for the AWS CLI.
+deploy: install
+	$(PY) -m infra.deploy deploy --stage $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))
+
+destroy: install
+	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(YES),--yes)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

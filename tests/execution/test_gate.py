@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chalicelib.domain import Account, DayType, OrderIntent, Position, Side
 from chalicelib.rules.checks import (
     Cooldown,
@@ -192,3 +195,21 @@ def test_gate_admit_turns_a_lost_slot_race_into_a_cooldown_denial():
     result = Gate.from_limits(RiskLimits()).admit(proposal(), RacingState(), OPEN_SESSION)
     assert not result.allowed
     assert [v.check for v in result.denials] == ["cooldown"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=5),
+    gaps=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=40),
+)
+def test_no_rolling_hour_ever_holds_more_than_the_limit(limit, gaps):
+    state = InMemoryRiskState()
+    gate = Gate.from_limits(RiskLimits(max_trades_per_hour=limit, market_hours_only=False))
+    now, admitted = OPEN_SESSION, []
+    for i, gap in enumerate(gaps):
+        now += timedelta(minutes=gap)
+        if gate.admit(proposal(f"A{i}"), state, now).allowed:
+            admitted.append(now)
+    for start in admitted:
+        in_window = [t for t in admitted if start <= t < start + timedelta(minutes=60)]
+        assert len(in_window) <= limit

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import exchange_calendars as xcals
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.rules import market_calendar as mc
 
@@ -65,3 +67,13 @@ def test_session_is_open_inclusive_close_exclusive_across_dst():
 def test_trading_date_is_the_eastern_date_not_the_utc_one():
     late_evening_eastern = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # 22:00 ET on the 24th
     assert mc.trading_date(late_evening_eastern) == date(2026, 11, 24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(2013, 1, 1), max_value=datetime(2035, 12, 31)))
+def test_eastern_offset_matches_the_tz_database(naive_utc):
+    from zoneinfo import ZoneInfo
+
+    moment = naive_utc.replace(tzinfo=UTC)
+    expected = moment.astimezone(ZoneInfo("America/New_York")).utcoffset()
+    assert mc.eastern_utc_offset(moment) == expected

@@ -123,8 +123,10 @@ class TradeRecords(Protocol):
     """
 
     def append_journal(
-        self, alert_id: str, event: str, data: dict[str, Any], at: datetime
-    ) -> None: ...
+        self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0
+    ) -> None:
+        """Add one event; `seq` orders events written at the same `at` (one per step)."""
+        ...
 
     def journal(self, alert_id: str) -> list[dict[str, Any]]:
         """The alert's events, oldest first: {"event", "at", "data"}."""

@@ -10,7 +10,7 @@ Implements `chalicelib.rules.risk_state.RiskState` (what the gate reads and clai
 | ``pnl`` | ``day#<YYYY-MM-DD>`` | realized_usd (ADD) |
 | ``pnl_key`` | ``<key>`` | marks a booked P/L key, so a fill is booked once; TTL |
 | ``day_type`` | ``<YYYY-MM-DD>`` | trend / choppy / no_trade |
-| ``journal#<alert_id>`` | ``<iso time>#<event>`` | one journal event (JSON ``data``) |
+| ``journal#<alert_id>`` | ``<iso time>#<seq>#<event>`` | one journal event (JSON ``data``) |
 | ``order`` | ``<client_order_id>`` | the latest broker view of one order (JSON ``doc``) |
 | ``position`` | ``<SYM>`` | the latest position snapshot (JSON ``doc``) |
 
@@ -244,12 +244,15 @@ class DynamoStateStore:
 
     # --- journal, orders, positions ------------------------------------------------------
 
-    def append_journal(self, alert_id: str, event: str, data: dict[str, Any], at: datetime) -> None:
+    def append_journal(
+        self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0
+    ) -> None:
+        stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
         self._call(
             "put_item",
             Item={
                 "pk": {"S": f"journal#{alert_id}"},
-                "sk": {"S": f"{at.isoformat()}#{event}"},
+                "sk": {"S": f"{stamp}#{seq:04d}#{event}"},
                 "event": {"S": event},
                 "at": {"S": at.isoformat()},
                 "data": {"S": json.dumps(data, default=str)},

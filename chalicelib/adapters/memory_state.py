@@ -7,7 +7,7 @@ The DynamoDB store's twin for unit tests and single-process runs; the contract s
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain import Order, Position
@@ -17,19 +17,21 @@ from chalicelib.rules.risk_state import InMemoryRiskState
 class InMemoryStateStore(InMemoryRiskState):
     def __init__(self) -> None:
         super().__init__()
-        self._journal: dict[str, list[dict[str, Any]]] = {}
+        self._journal: dict[str, dict[tuple[datetime, int, str], dict[str, Any]]] = {}
         self._orders: dict[str, dict[str, Any]] = {}
         self._positions: dict[str, Position] = {}
 
-    def append_journal(self, alert_id: str, event: str, data: dict[str, Any], at: datetime) -> None:
+    def append_journal(
+        self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0
+    ) -> None:
         entry = {"event": event, "at": at.isoformat(), "data": copy.deepcopy(data)}
         with self._lock:
-            events = self._journal.setdefault(alert_id, [])
-            events.append(entry)
-            events.sort(key=lambda e: (e["at"], e["event"]))
+            events = self._journal.setdefault(alert_id, {})
+            events[(at.astimezone(UTC), seq, event)] = entry
 
     def journal(self, alert_id: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self._journal.get(alert_id, []))
+        events = self._journal.get(alert_id, {})
+        return [copy.deepcopy(events[key]) for key in sorted(events)]
 
     def record_order(self, alert_id: str, order: Order, at: datetime) -> None:
         doc = {

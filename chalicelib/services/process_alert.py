@@ -167,12 +167,14 @@ class _Run:
         self.attempt = attempt
         self.details: dict[str, Any] = {"attempt": attempt, "broker": ex.broker.name}
         self.orders: list[Order] = []
+        self._seq = 0  # orders this run's journal events, which share one `now`
 
     # --- recording -------------------------------------------------------------------
 
     def journal(self, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
         try:
-            self.ex.state.append_journal(self.alert_id, event, data, self.now)
+            self.ex.state.append_journal(self.alert_id, event, data, self.now, self._seq)
         except Exception:  # the alert's own record carries the same details
             log.warning("journal write failed for %s/%s", self.alert_id, event, exc_info=True)
 

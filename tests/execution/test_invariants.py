@@ -308,3 +308,41 @@ def test_reverse_closes_then_opens_and_books_realized_pl(aws):
     assert outcome.orders == (f"ft-{alert_id}-close", f"ft-{alert_id}-open")
     assert lam.state.realized_pl(trading_date(NOW)) == pytest.approx(50.0)  # covered 10 lower
     assert [(p.symbol, p.qty) for p in lam.state.positions()] == [("AAPL", 2)]
+    events = [(e["event"], e["data"].get("leg")) for e in lam.state.journal(alert_id)]
+    assert events == [
+        ("decided", None),
+        ("gate", "close"),
+        ("order", None),
+        ("gate", "open"),
+        ("order", None),
+        ("outcome", None),
+    ]
+
+
+def test_reverse_whose_open_hits_the_cooldown_still_closes_and_says_why(aws):
+    lam = Lambda()
+    broker = FakeBroker()
+    broker.set_position("AAPL", -5, 110.0)
+    lam.state.claim_trade_slot("earlier", NOW, window=timedelta(hours=1), limit=1)
+    alert_id = store_alert(lam, "01JREVCOOL0000000000000000", market_position="long")
+
+    outcome = run(lam, alert_id, execution(lam, broker, max_trades_per_hour=1))
+
+    assert outcome.status == "filled"
+    assert outcome.orders == (f"ft-{alert_id}-close",)
+    assert "open rejected: cooldown" in outcome.reason
+    assert broker.get_positions() == []
+
+
+def test_kill_switch_stops_both_halves_of_a_reverse(aws):
+    lam = Lambda()
+    broker = FakeBroker()
+    broker.set_position("AAPL", -5, 110.0)
+    lam.state.set_kill_switch("halt", NOW)
+    alert_id = store_alert(lam, "01JREVKILL0000000000000000", market_position="long")
+
+    outcome = run(lam, alert_id, execution(lam, broker))
+
+    assert outcome.status == "rejected"
+    assert "kill switch" in outcome.reason
+    assert broker.orders == {}

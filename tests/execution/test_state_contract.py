@@ -163,3 +163,14 @@ def test_positions_snapshot_replaces_the_previous_one(store):
     )
     store.replace_positions([Position(symbol="MSFT", qty=-3, avg_entry_price=401)], NOW)
     assert store.positions() == [Position(symbol="MSFT", qty=-3, avg_entry_price=401)]
+
+
+def test_journal_keeps_same_time_events_apart_by_sequence(store):
+    store.append_journal("A1", "gate", {"leg": "close"}, NOW, seq=1)
+    store.append_journal("A1", "gate", {"leg": "open"}, NOW, seq=2)
+    store.append_journal("A1", "decided", {}, NOW, seq=0)
+    assert [(e["event"], e["data"].get("leg")) for e in store.journal("A1")] == [
+        ("decided", None),
+        ("gate", "close"),
+        ("gate", "open"),
+    ]

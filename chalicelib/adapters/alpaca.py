@@ -74,7 +74,9 @@ class _Failure:
 
     @property
     def duplicate(self) -> bool:
-        return self.code == DUPLICATE_CLIENT_ORDER_ID and "client_order_id" in self.message
+        # Alpaca has worded it "client_order_id must be unique" and "client order id ...".
+        words = self.message.lower().replace(" ", "_")
+        return self.code == DUPLICATE_CLIENT_ORDER_ID and "client_order_id" in words
 
     def __str__(self) -> str:
         where = f"HTTP {self.status}" if self.status else "no response"

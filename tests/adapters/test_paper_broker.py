@@ -243,3 +243,45 @@ def test_positions_are_marked_at_the_last_price(make_broker):
 
     assert position.market_price == 110.0
     assert position.unrealized_pl == pytest.approx(10 * (110.0 - 100.10))
+
+
+def test_parallel_prices_hitting_both_legs_close_the_position_exactly_once(make_broker):
+    make_broker().place_order(intent(stop_loss=95.0, take_profit=110.0))
+    moves = [111.0, 94.0] * 4
+
+    def move(price: float):
+        return make_broker().on_price("AAPL", price, T0)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [o for changed in pool.map(move, moves) for o in changed]
+
+    filled = [o for o in results if o.status is OrderStatus.FILLED]
+    assert len(filled) == 1
+    assert make_broker().get_positions() == []
+    legs = make_broker().get_order_by_client_id("ft-alert-1").legs
+    assert sorted(leg.status.value for leg in legs) == ["canceled", "filled"]
+    exit_price = filled[0].filled_avg_price
+    assert make_broker().get_account().cash == pytest.approx(100_000 + 10 * (exit_price - 100.10))
+
+
+def test_stop_limit_remembers_its_trigger_and_then_rests_as_a_limit(make_broker):
+    make_broker().place_order(
+        intent(order_type=OrderType.STOP_LIMIT, stop_price=105.0, limit_price=106.0)
+    )
+
+    assert make_broker().on_price("AAPL", 107.0, T0) == []  # triggered, above the limit
+    assert make_broker().on_price("AAPL", 106.5, T0) == []  # now a resting buy limit at 106
+    [filled] = make_broker().on_price("AAPL", 104.0, T0)  # below the stop: still triggered
+
+    assert filled.filled_avg_price == 104.0
+
+
+def test_canceling_a_leg_cancels_its_sibling(make_broker):
+    entry = make_broker().place_order(intent(stop_loss=95.0, take_profit=110.0))
+    stop_leg = next(leg for leg in entry.legs if leg.order_type is OrderType.STOP)
+
+    make_broker().cancel_order(stop_leg.broker_order_id)
+
+    legs = make_broker().get_order_by_client_id("ft-alert-1").legs
+    assert {leg.status for leg in legs} == {OrderStatus.CANCELED}
+    assert [p.qty for p in make_broker().get_positions()] == [10]  # the position stays

@@ -7,6 +7,8 @@ sees the same account. Layout (pk / sk):
 - ``paper#order`` / ``<client_order_id>``: one order (JSON in ``doc``) with its ``status``,
   ``symbol``, ``broker_order_id`` and ``version``. Bracket/OTO legs are orders of their own
   (``<client_order_id>#tp`` / ``#sl``), held (`pending`) until their entry fills.
+- ``paper#working`` / ``<symbol>#<client_order_id>``: present while that order is working,
+  written in the same transaction as the order, so `on_price` reads only what can fill.
 - ``paper#quote`` / ``<symbol>``: the last price it was told about (marks positions, fills
   market orders placed without a reference price).
 
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 PK_BOOK = "paper#book"
 PK_ORDER = "paper#order"
 PK_QUOTE = "paper#quote"
+PK_WORKING = "paper#working"
 TAKE_PROFIT_SUFFIX = "#tp"
 STOP_LOSS_SUFFIX = "#sl"
 MAX_CONFLICT_RETRIES = 25
@@ -336,7 +339,7 @@ class PaperBroker:
         """
         self._save_quote(symbol, price, time)
         working = [
-            r for r in self._all_records() if r.order.symbol == symbol and r.order.status in WORKING
+            r for r in self._get_records(self._working_ids(symbol)) if r.order.status in WORKING
         ]
         working.sort(key=lambda r: r.created_at)
         return self._work(working, PriceMove(price, high, low), time)
@@ -486,24 +489,51 @@ class PaperBroker:
             raise BrokerUnavailable(f"paper broker state unreachable: {exc}") from exc
 
     def _put_new(self, records: list[_Record]) -> None:
-        self._ddb.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": r.to_item(),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": r.to_item(),
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
-                for r in records
-            ]
-        )
+            }
+            for r in records
+        ]
+        items += [self._working_entry(r) for r in records if r.order.status in WORKING]
+        self._ddb.transact_write_items(TransactItems=items)
+
+    def _working_entry(self, record: _Record) -> dict[str, Any]:
+        """Keep ``paper#working`` in step with the record: listed exactly while working."""
+        key = {
+            "pk": {"S": PK_WORKING},
+            "sk": {"S": f"{record.order.symbol}#{record.cid}"},
+        }
+        if record.order.status in WORKING:
+            return {"Put": {"TableName": self._table, "Item": key}}
+        return {"Delete": {"TableName": self._table, "Key": key}}
+
+    def _working_ids(self, symbol: str) -> list[str]:
+        prefix = f"{symbol}#"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": PK_WORKING}, ":prefix": {"S": prefix}},
+            "ConsistentRead": True,
+        }
+        ids: list[str] = []
+        while True:
+            page = self._read(lambda: self._ddb.query(**kwargs))
+            ids += [i["sk"]["S"].removeprefix(prefix) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _commit(self, records: list[_Record], book: _Book | None) -> None:
         """Write records (and the book) each conditional on the version they were read at."""
         items = []
         for r in records:
             item = replace(r, version=r.version + 1).to_item()
+            items.append(self._working_entry(r))
             items.append(
                 {
                     "Put": {

@@ -299,3 +299,27 @@ def test_keys_come_from_secrets_manager_when_not_in_the_environment(aws, fake):
     order = AlpacaBroker.from_settings(settings).place_order(intent())
 
     assert order.status is OrderStatus.FILLED
+
+
+def test_container_builds_the_alpaca_broker_from_settings(aws, fake, monkeypatch):
+    from chalicelib import bootstrap
+
+    monkeypatch.setenv("FLOWTRADER_BROKER", "alpaca")
+    monkeypatch.setenv("FLOWTRADER_ALPACA_BASE_URL", fake.url)
+    monkeypatch.setenv("FLOWTRADER_ALPACA_API_KEY", fake.key_id)
+    monkeypatch.setenv("FLOWTRADER_ALPACA_SECRET_KEY", fake.secret_key)
+    bootstrap.reset()
+
+    broker = bootstrap.container().broker
+
+    assert broker.name == "alpaca"
+    assert broker.place_order(intent()).status is OrderStatus.FILLED
+
+
+def test_fake_clock_and_account_parse_in_alpaca_py(fake):
+    from alpaca.trading.client import TradingClient
+
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.url)
+
+    assert client.get_clock().is_open is True
+    assert client.get_account().account_number == "PALPACA_123"

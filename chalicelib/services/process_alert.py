@@ -212,6 +212,27 @@ class _Run:
 
     # --- broker ----------------------------------------------------------------------
 
+    def placed_earlier(self) -> dict[str, Order]:
+        """This alert's orders the broker already has, by leg ("close", "open")."""
+        found = {}
+        for leg in ("close", "open"):
+            order = self.lookup(client_order_id(self.alert_id, leg))
+            if order is not None:
+                found[leg] = order
+        return found
+
+    def book_realized_pl(
+        self, intent: OrderIntent, order: Order, positions: list[Position]
+    ) -> None:
+        """Book a close's realized P/L for the daily loss limit, once per client_order_id."""
+        pl = _realized_pl(intent, order, positions)
+        if pl is None:
+            return
+        try:
+            self.ex.state.add_realized_pl(trading_date(self.now), pl, key=order.client_order_id)
+        except Exception:  # the order stands; sync_portfolio can book it later
+            log.warning("could not book P/L of %s", order.client_order_id, exc_info=True)
+
     def lookup(self, client_id: str) -> Order | None:
         try:
             return self.ex.broker.get_order_by_client_id(client_id)
@@ -256,7 +277,9 @@ class _Run:
                         log.info("cancel %s before close: %s", o.client_order_id, exc)
 
 
-def _positions_before(intent: OrderIntent, positions: list[Position], closing: bool) -> tuple:
+def _positions_before(
+    intent: OrderIntent, positions: list[Position], closing: bool
+) -> tuple[Position, ...]:
     """The positions the gate sees for `intent`: without the symbol when a close precedes it."""
     if closing:
         return tuple(p for p in positions if p.symbol != intent.symbol)
@@ -332,17 +355,9 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
             if changed.status is OrderStatus.FILLED:
                 run.notify(order_update(changed))
 
-    done: dict[str, Order] = {}
-    if resumed:
-        for leg in ("close", "open"):
-            found = run.lookup(client_order_id(run.alert_id, leg))
-            if found is not None:
-                done[leg] = found
-        if "open" in done:
-            for order in done.values():
-                run.record_order(order)
-            run.details["recovered"] = True
-            return _accepted(run, "order already placed by an earlier attempt")
+    done = run.placed_earlier() if resumed else {}
+    if "open" in done:
+        return _recovered(run, done)
 
     account: Account = broker.get_account()
     positions: list[Position] = broker.get_positions()
@@ -352,11 +367,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     run.details["decision"] = decision.as_record()
     run.journal("decided", decision.as_record())
     if decision.kind is DecisionKind.NOTHING:
-        if "close" in done:
-            run.record_order(done["close"])
-            return _accepted(run, "close already placed by an earlier attempt")
-        run.notify(order_rejected(alert.symbol, decision.reason, run.alert_id))
-        return run.finish(AlertStatus.REJECTED, decision.reason)
+        return _rejected(run, alert.symbol, decision.reason, done)
 
     verdicts: dict[str, list[dict[str, Any]]] = {}
     run.details["verdicts"] = verdicts
@@ -375,8 +386,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
         run.journal("gate", {"leg": leg, "allowed": result.allowed, "verdicts": verdicts[leg]})
         if not result.allowed:
             if not run.orders or leg == "close":
-                run.notify(order_rejected(alert.symbol, result.reason, run.alert_id))
-                return run.finish(AlertStatus.REJECTED, result.reason)
+                return _rejected(run, alert.symbol, result.reason, done)
             notes.append(f"open rejected: {result.reason}")
             break
         if intent.closes_position:
@@ -389,18 +399,35 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
                 f" (code {exc.code})" if exc.code else ""
             )
             if not run.orders:
-                run.notify(order_rejected(alert.symbol, reason, run.alert_id))
-                return run.finish(AlertStatus.REJECTED, reason)
+                return _rejected(run, alert.symbol, reason, done)
             notes.append(reason)
             break
         run.record_order(order)
         if intent.closes_position:
-            pl = _realized_pl(intent, order, positions)
-            if pl is not None:
-                ex.state.add_realized_pl(trading_date(run.now), pl, key=order.client_order_id)
+            run.book_realized_pl(intent, order, positions)
         run.notify(order_update(order, run.alert_id))
     reason = decision.reason + ("; " + "; ".join(notes) if notes else "")
     return _accepted(run, reason)
+
+
+def _recovered(run: _Run, done: dict[str, Order]) -> Outcome:
+    for order in done.values():
+        run.record_order(order)
+    run.details["recovered"] = True
+    return _accepted(run, "order already placed by an earlier or concurrent attempt")
+
+
+def _rejected(run: _Run, symbol: str, reason: str, done: dict[str, Order]) -> Outcome:
+    """Record a rejection — unless the broker already has this alert's order.
+
+    A concurrent duplicate delivery may have placed it after this run read the positions
+    (it then sees "already long" or a full limit); the broker's word wins over the decision.
+    """
+    done = done or run.placed_earlier()
+    if done:
+        return _recovered(run, done)
+    run.notify(order_rejected(symbol, reason, run.alert_id))
+    return run.finish(AlertStatus.REJECTED, reason)
 
 
 def _accepted(run: _Run, reason: str) -> Outcome:

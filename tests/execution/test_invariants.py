@@ -346,3 +346,25 @@ def test_kill_switch_stops_both_halves_of_a_reverse(aws):
     assert outcome.status == "rejected"
     assert "kill switch" in outcome.reason
     assert broker.orders == {}
+
+
+def test_duplicate_that_sees_its_twins_position_records_the_order_not_a_rejection(aws):
+    """A concurrent delivery placed the order after this one claimed the alert: the
+    decision now says "already long", but the broker has the alert's order, so it stands."""
+    lam = Lambda()
+    broker = FakeBroker()
+    alert_id = store_alert(lam, "01JTWIN0000000000000000000")
+    twin = execution(lam, broker)
+    from chalicelib.rules.orders import decide_orders
+
+    alert = Alert.model_validate(lam.alerts.get(alert_id)["alert"])
+    decision = decide_orders(
+        alert, alert_id, account=broker.get_account(), positions=[], rules=OrderRules()
+    )
+    broker.place_order(decision.intents[0])  # the twin's order, not yet recorded
+
+    outcome = run(lam, alert_id, twin)
+
+    assert outcome.status == "filled"
+    assert outcome.orders == (f"ft-{alert_id}-open",)
+    assert len(broker.orders) == 1

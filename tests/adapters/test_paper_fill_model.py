@@ -70,3 +70,31 @@ def test_buy_trailing_stop_follows_the_low_water_mark():
     assert (first.fill_price, first.hwm, first.stop_price) == (None, 95.0, 97.0)
     moved = WorkingOrder(Side.BUY, OrderType.TRAILING_STOP, trail_price=2.0, hwm=first.hwm)
     assert evaluate(moved, PriceMove(97.5), 0.0).fill_price == 97.5
+
+
+fills_seq = st.lists(
+    st.tuples(
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(min_value=1, max_value=50),
+        st.decimals(min_value=1, max_value=500, places=2),
+    ),
+    max_size=30,
+)
+
+
+@given(fills_seq, st.decimals(min_value=1, max_value=500, places=2))
+def test_paper_book_accounting_balances_after_any_fills(fills, mark):
+    """Equity = starting cash + realized P/L + unrealized P/L, whatever was traded."""
+    from decimal import Decimal
+
+    from chalicelib.adapters.paper_broker import _Book, apply_fill
+
+    start = Decimal(100_000)
+    book = _Book(cash=start)
+    for side, qty, price in fills:
+        book = apply_fill(book, "AAPL", side, Decimal(qty), price)
+    qty, avg = book.positions.get("AAPL", (Decimal(0), Decimal(0)))
+    equity = book.cash + qty * mark
+    unrealized = qty * (mark - avg)
+
+    assert abs(equity - (start + book.realized_pl + unrealized)) < Decimal("0.01")

@@ -108,7 +108,9 @@ class Settings(BaseSettings):
         True, description="Under $25k equity, no new position after 3 day trades in 5 days."
     )
     sizing_mode: str = Field(
-        "fixed_qty", description="fixed_qty, notional or risk_pct (when the alert has no qty)."
+        "fixed_qty",
+        pattern="^(fixed_qty|notional|risk_pct)$",
+        description="fixed_qty, notional or risk_pct (when the alert has no qty).",
     )
     use_alert_quantity: bool = Field(
         True, description="An alert's `quantity` wins over sizing_mode (still capped)."

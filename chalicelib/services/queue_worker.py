@@ -17,9 +17,11 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 
-from chalicelib.domain import utc_now
+from chalicelib.domain import AlertStatus, utc_now
 from chalicelib.rules.gate import Gate
 from chalicelib.services.process_alert import (
+    CLAIMABLE,
+    AlertFailed,
     Execution,
     order_rules,
     process_alert,
@@ -52,7 +54,18 @@ def handle_batch(event: dict[str, Any], container: Container) -> dict[str, Any]:
         nonlocal execution
         alert_id = json.loads(record.body)["alert_id"]
         if execution is None:
-            execution = build_execution(container)
+            try:
+                execution = build_execution(container)
+            except Exception as exc:  # e.g. broker keys missing: say so on the alert
+                reason = f"worker cannot start: {type(exc).__name__}: {exc}"
+                container.alert_store.record_outcome(
+                    alert_id,
+                    AlertStatus.FAILED.value,
+                    reason,
+                    only_if_status_in=CLAIMABLE,
+                    updated_at=utc_now(),
+                )
+                raise AlertFailed(reason) from exc
         attributes = record.raw_event.get("attributes") or {}
         attempt = int(attributes.get("ApproximateReceiveCount") or 1)
         outcome = process_alert(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tests.conftest import API_TOKEN, PASSPHRASE
 
@@ -91,3 +92,19 @@ def test_exit_closes_the_paper_position_and_cancels_its_bracket(trading_client):
 
     entry = bootstrap.container().broker.get_order_by_client_id(f"ft-{opened}-open")
     assert {leg.status.value for leg in entry.legs} == {"canceled"}
+
+
+def test_a_worker_that_cannot_build_its_broker_records_why_on_the_alert(client, monkeypatch):
+    from app import process_alerts
+    from chalicelib import bootstrap
+
+    monkeypatch.setenv("FLOWTRADER_BROKER", "carrier-pigeon")
+    bootstrap.reset()
+    alert_id = _post(client, action="buy", quantity=1)
+
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: SQS redelivers it
+        process_alerts(_sqs_event(alert_id), None)
+
+    alert = client.http.get(f"/api/alerts/{alert_id}", headers=AUTH).json_body
+    assert alert["status"] == "failed"
+    assert "carrier-pigeon" in alert["reason"]

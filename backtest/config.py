@@ -203,7 +203,9 @@ def validate(config: Config) -> None:
         if not 0 < sizing["risk_pct"] < 1:
             raise ConfigError("sizing.risk_pct is a fraction of equity (0.01 = 1 %), > 0")
         if exits["stop_loss_pct"] <= 0 and exits["atr_stop_mult"] <= 0:
-            raise ConfigError("risk_pct sizing needs a stop: set exits.stop_loss_pct or atr_stop_mult")
+            raise ConfigError(
+                "risk_pct sizing needs a stop: set exits.stop_loss_pct or atr_stop_mult"
+            )
     strategy = config["strategy"]
     if not strategy["alerts"] and not strategy["name"]:
         raise ConfigError("set strategy.name or strategy.alerts")

@@ -55,7 +55,7 @@ def _read(path: Path) -> pd.DataFrame:
             if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
                 frame = frame.reset_index()
             return frame
-        return pd.read_csv(path, engine="pyarrow")
+        return _read_csv_arrow(path)
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
     except Exception as exc:
@@ -64,6 +64,14 @@ def _read(path: Path) -> pd.DataFrame:
             return pd.read_csv(path)
         except Exception as inner:
             raise DataError(f"{path}: cannot read as CSV/Parquet: {inner}") from exc
+
+
+def _read_csv_arrow(path: Path) -> pd.DataFrame:
+    """pyarrow's multithreaded reader; blocks are freed as pandas takes them over."""
+    from pyarrow import csv as pa_csv
+
+    table = pa_csv.read_csv(path)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _find(columns: dict[str, str], names: tuple[str, ...]) -> str | None:

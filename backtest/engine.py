@@ -26,10 +26,23 @@ from backtest.costs import commission_params, slippage_params
 from backtest.data import Bars
 from chalicelib.domain import Account, OrderIntent, Side
 from chalicelib.rules import market_calendar
-from chalicelib.rules.gate import Gate, Proposal, RiskLimits
+from chalicelib.rules.checks import (
+    Check,
+    Cooldown,
+    DailyLossLimit,
+    KillSwitch,
+    MarketHours,
+    MaxGrossExposure,
+    MaxOpenPositions,
+    MaxPositionNotional,
+    NoTradeDay,
+    PatternDayTrader,
+)
+from chalicelib.rules.gate import Gate, Proposal, RiskLimits, default_checks
 from chalicelib.rules.indicators import atr
+from chalicelib.rules.orders import OrderRules, decide_orders
 from chalicelib.rules.risk_state import InMemoryRiskState
-from chalicelib.rules.sizing import SizingError, position_size
+from chalicelib.rules.sizing import SizingError, SizingMode, position_size
 from chalicelib.rules.strategies import compute_signals
 
 CHUNK_BARS = 250_000
@@ -51,28 +64,51 @@ class BacktestResult:
     entries_proposed: int = 0
 
 
+def enabled_checks(risk: dict[str, Any]) -> tuple[Check, ...]:
+    """The live gate's default checks for `[risk]`, minus those its limits switch off.
+
+    A check whose limit is 0 always allows, so leaving it out changes no decision and saves
+    a call per entry. The no-trade-day check is left out: the backtest has no day types.
+    """
+    limits = RiskLimits(
+        kill_switch=risk["kill_switch"],
+        market_hours_only=risk["market_hours_only"],
+        max_trades_per_hour=risk["max_trades_per_hour"],
+        cooldown_per_symbol=risk["cooldown_per_symbol"],
+        cooldown_window=timedelta(minutes=risk["cooldown_minutes"]),
+        max_daily_loss_usd=risk["max_daily_loss_usd"],
+        max_open_positions=risk["max_open_positions"],
+        max_position_notional_usd=risk["max_position_notional_usd"],
+        max_gross_exposure_usd=risk["max_gross_exposure_usd"],
+        pdt_guard=risk["pdt_guard"],
+    )
+    on = {
+        KillSwitch: limits.kill_switch,
+        MarketHours: limits.market_hours_only,
+        NoTradeDay: False,
+        DailyLossLimit: limits.max_daily_loss_usd > 0,
+        MaxOpenPositions: limits.max_open_positions > 0,
+        MaxPositionNotional: limits.max_position_notional_usd > 0,
+        MaxGrossExposure: limits.max_gross_exposure_usd > 0,
+        PatternDayTrader: limits.pdt_guard,
+        Cooldown: limits.max_trades_per_hour > 0 or limits.cooldown_per_symbol > 0,
+    }
+    return tuple(check for check in default_checks(limits) if on.get(type(check), True))
+
+
 class EntryDecider:
-    """Sizes and gates one proposed entry with the live rules; returns shares (0 = no trade)."""
+    """Sizes and gates one proposed entry with the live rules; returns shares (0 = no trade).
+
+    Built-in strategies: `position_size` with `[sizing]`, then the gate. Replayed alerts:
+    `decide_orders` (sizing, the alert's or default stops/targets, tick rounding), then the
+    gate. The gate's state is an `InMemoryRiskState` that lives for the whole run.
+    """
 
     def __init__(self, config: Config, bars: Bars, alerts: dict[int, Any] | None = None) -> None:
         self.sizing = config["sizing"]
         self.leverage = config["account"]["leverage"]
-        risk = config["risk"]
-        self.gate = Gate.from_limits(
-            RiskLimits(
-                kill_switch=risk["kill_switch"],
-                market_hours_only=risk["market_hours_only"],
-                max_trades_per_hour=risk["max_trades_per_hour"],
-                cooldown_per_symbol=risk["cooldown_per_symbol"],
-                cooldown_window=timedelta(minutes=risk["cooldown_minutes"]),
-                max_daily_loss_usd=risk["max_daily_loss_usd"],
-                max_open_positions=risk["max_open_positions"],
-                max_position_notional_usd=risk["max_position_notional_usd"],
-                max_gross_exposure_usd=risk["max_gross_exposure_usd"],
-                pdt_guard=risk["pdt_guard"],
-            )
-        )
-        self.books_pl = risk["max_daily_loss_usd"] > 0
+        self.gate = Gate(enabled_checks(config["risk"]))
+        self.books_pl = config["risk"]["max_daily_loss_usd"] > 0
         self.state = InMemoryRiskState()
         self.symbol = bars.symbol
         self.time_ns = bars.time_ns_utc
@@ -84,6 +120,30 @@ class EntryDecider:
         self.proposed = 0
         self.booked = 0
         self.cap = self.sizing["max_position_notional_usd"] or None
+        self._intents = {
+            flag: OrderIntent(
+                client_order_id="bt-0",
+                alert_id="bt-0",
+                symbol=self.symbol,
+                side=Side.BUY if flag else Side.SELL,
+                qty=1.0,
+            )
+            for flag in (True, False)
+        }
+        self._account = Account(equity=1.0, cash=1.0, buying_power=1.0)
+        exits = config["exits"]
+        self.order_rules = OrderRules(
+            sizing_mode=SizingMode(self.sizing["mode"]),
+            default_qty=float(self.sizing["qty"]),
+            default_notional_usd=self.sizing["notional_usd"],
+            risk_per_trade_pct=self.sizing["risk_pct"] * 100.0,
+            use_alert_quantity=True,
+            default_stop_pct=exits["stop_loss_pct"] * 100.0,
+            default_target_pct=exits["take_profit_pct"] * 100.0,
+            stop_atr_multiple=exits["atr_stop_mult"],
+            target_atr_multiple=exits["atr_target_mult"],
+            max_position_notional_usd=self.sizing["max_position_notional_usd"],
+        )
 
     def _moment(self, bar: int) -> datetime:
         ns = int(self.time_ns[bar])
@@ -103,18 +163,13 @@ class EntryDecider:
             self.state.add_realized_pl(day, float(net), key=f"trade-{row}")
         self.booked = n_trades
 
-    def size(self, side: int, price: float, stop: float, equity: float, signal_bar: int) -> int:
-        alert = self.alerts.get(signal_bar)
-        qty = self.sizing["qty"]
-        mode = self.sizing["mode"]
-        if alert is not None and alert.quantity is not None:
-            mode, qty = "fixed_qty", alert.quantity
+    def size(self, price: float, stop: float, equity: float) -> int:
         try:
             return position_size(
-                mode,
+                self.sizing["mode"],
                 entry_price=price,
                 equity=equity,
-                qty=qty,
+                qty=self.sizing["qty"],
                 notional_usd=self.sizing["notional_usd"] or None,
                 risk_pct=self.sizing["risk_pct"] or None,
                 stop_price=None if np.isnan(stop) else stop,
@@ -124,24 +179,72 @@ class EntryDecider:
         except SizingError:
             return 0
 
+    def _from_alert(
+        self, alert: Any, signal_bar: int, equity: float, px: np.ndarray
+    ) -> OrderIntent | None:
+        """The live decision for a replayed alert's entry; its stops go into `px`."""
+        claim = f"bt-{self.proposed}"
+        if alert.price is None:
+            alert = alert.model_copy(update={"price": float(px[k.CLOSE, signal_bar])})
+        account = Account(equity=equity, cash=equity, buying_power=equity * self.leverage)
+        atr_value = px[k.ATR, signal_bar]
+        decision = decide_orders(
+            alert,
+            claim,
+            account=account,
+            positions=(),
+            rules=self.order_rules,
+            atr=None if np.isnan(atr_value) else float(atr_value),
+        )
+        intent = decision.open_intent
+        if intent is None:
+            return None
+        stop = intent.stop_loss if intent.stop_loss is not None else np.nan
+        target = intent.take_profit if intent.take_profit is not None else np.nan
+        px[k.SIG_STOP, signal_bar] = stop
+        px[k.SIG_TARGET, signal_bar] = target
+        return intent
+
     def __call__(
-        self, side: int, bar: int, signal_bar: int, price: float, stop: float, equity: float
+        self,
+        side: int,
+        bar: int,
+        signal_bar: int,
+        price: float,
+        stop: float,
+        equity: float,
+        px: np.ndarray | None = None,
     ) -> int:
         self.proposed += 1
-        qty = self.size(side, price, stop, equity, signal_bar)
-        if qty <= 0:
-            self.denials["size_zero"] += 1
-            return 0
-        claim = f"bt-{self.proposed}"
-        intent = OrderIntent(
-            client_order_id=claim,
-            alert_id=claim,
-            symbol=self.symbol,
-            side=Side.BUY if side > 0 else Side.SELL,
-            qty=qty,
-            reference_price=price,
+        alert = self.alerts.get(signal_bar)
+        if alert is not None and px is not None:
+            intent = self._from_alert(alert, signal_bar, equity, px)
+            if intent is None:
+                self.denials["decision"] += 1
+                return 0
+            qty = int(intent.qty)
+        else:
+            qty = self.size(price, stop, equity)
+            if qty <= 0:
+                self.denials["size_zero"] += 1
+                return 0
+            if not self.gate.checks:
+                return qty
+            claim = f"bt-{self.proposed}"
+            # model_copy: the values are built right here; validating them again costs time
+            intent = self._intents[side > 0].model_copy(
+                update={
+                    "client_order_id": claim,
+                    "alert_id": claim,
+                    "qty": float(qty),
+                    "reference_price": price,
+                }
+            )
+        if not self.gate.checks:
+            return qty
+        account = self._account.model_copy(
+            update={"equity": equity, "cash": equity, "buying_power": equity * self.leverage}
         )
-        account = Account(equity=equity, cash=equity, buying_power=equity * self.leverage)
         result = self.gate.admit(Proposal(intent, account, ()), self.state, self._moment(bar))
         if not result.allowed:
             for verdict in result.denials:
@@ -183,7 +286,7 @@ def build_signals(config: Config, bars: Bars) -> tuple[np.ndarray, dict[int, Any
         from backtest.alerts import alert_signals
 
         path = config.base_dir / strategy["alerts"]
-        codes, by_bar = alert_signals(path, bars, overrides)
+        codes, by_bar = alert_signals(path, bars, config["data"]["tz"])
         return codes, by_bar, overrides
     params = dict(strategy["params"])
     params.setdefault("allow_short", strategy["allow_short"])
@@ -213,7 +316,8 @@ def run_backtest(
     px = np.empty((k.PX_ROWS, n), dtype=np.float64)
     px[k.OPEN], px[k.HIGH], px[k.LOW] = arrays.open, arrays.high, arrays.low
     px[k.CLOSE], px[k.VOLUME] = arrays.close, arrays.volume
-    if exits["atr_stop_mult"] or exits["atr_target_mult"] or exits["trail_atr_mult"]:
+    atr_used = exits["atr_stop_mult"] or exits["atr_target_mult"] or exits["trail_atr_mult"]
+    if atr_used or alerts:
         px[k.ATR] = atr(arrays.high, arrays.low, arrays.close, exits["atr_period"])
     else:
         px[k.ATR] = np.nan
@@ -260,6 +364,7 @@ def run_backtest(
             float(st[k.X_EVENT_PRICE]),
             float(st[k.X_EVENT_STOP]),
             float(st[k.X_EVENT_EQUITY]),
+            px,
         )
     if bar is not None:
         bar.update(n - done)
@@ -296,8 +401,7 @@ def run_backtest(
 
 
 def _iso(bars: Bars, bar: int) -> str:
-    stamp = bars.time[bar]
-    return stamp.date().isoformat() if bars.daily else stamp.isoformat()
+    return str(stamps(bars, np.array([bar]))[0])
 
 
 def _position_record(bars: Bars, t: np.ndarray, *, closed: bool) -> dict[str, Any]:
@@ -329,6 +433,23 @@ TRADE_COLUMNS = [
 ]
 
 
+def stamps(bars: Bars, index: np.ndarray) -> np.ndarray:
+    """ISO-8601 local times with their UTC offset (dates only for daily bars), vectorised."""
+    times = bars.time[index]
+    local = times.tz_localize(None).asi8
+    if bars.daily:
+        return np.datetime_as_string(local.astype("datetime64[ns]"), unit="D")
+    text = np.datetime_as_string(local.astype("datetime64[ns]"), unit="s")
+    offset_min = (local - times.asi8) // 60_000_000_000
+    sign = np.where(offset_min < 0, "-", "+")
+    hours, minutes = np.divmod(np.abs(offset_min), 60)
+    suffix = np.char.add(
+        np.char.add(sign, np.char.zfill(hours.astype(str), 2)),
+        np.char.add(":", np.char.zfill(minutes.astype(str), 2)),
+    )
+    return np.char.add(text, suffix).astype(object)
+
+
 def trades_frame(bars: Bars, t: np.ndarray) -> pd.DataFrame:
     """The closed trades as trades.csv rows, plus entry_bar/exit_bar for tests and plots."""
     entry_bar = t[:, k.T_ENTRY_BAR].astype(np.int64)
@@ -339,19 +460,14 @@ def trades_frame(bars: Bars, t: np.ndarray) -> pd.DataFrame:
     slippage = t[:, k.T_SLIPPAGE]
     net = gross - commission - slippage
     entry_price = t[:, k.T_ENTRY_PRICE]
-    times = bars.time
-    if bars.daily:
-        entry_time = times[entry_bar].strftime("%Y-%m-%d")
-        exit_time = times[exit_bar].strftime("%Y-%m-%d")
-    else:
-        entry_time = times[entry_bar]
-        exit_time = times[exit_bar]
+    entry_time = stamps(bars, entry_bar)
+    exit_time = stamps(bars, exit_bar)
     reasons = np.array([k.EXIT_REASONS.get(r, "?") for r in range(7)], dtype=object)
     frame = pd.DataFrame(
         {
             "symbol": bars.symbol,
             "side": np.where(t[:, k.T_SIDE] > 0, "long", "short"),
-            "qty": qty,
+            "qty": qty.astype(np.int64),
             "entry_time": entry_time,
             "entry_price": entry_price,
             "exit_time": exit_time,

@@ -214,9 +214,7 @@ def _levels(px, fp, side, sigbar, ref):
 @njit(cache=True)
 def _open_position(px, fp, ip, st, ist, i, raw, side, qty, sigbar):
     fill = slipped_price(ip[P_SLIP_MODEL], fp[F_S1], raw, qty, px[VOLUME, i], side)
-    comm = commission_usd(
-        ip[P_COMM_MODEL], fp[F_C1], fp[F_C2], fp[F_C3], qty, fill, side < 0
-    )
+    comm = commission_usd(ip[P_COMM_MODEL], fp[F_C1], fp[F_C2], fp[F_C3], qty, fill, side < 0)
     st[X_CASH] -= comm
     st[X_QTY] = qty
     st[X_ENTRY_FILL] = fill
@@ -241,9 +239,7 @@ def _close_position(px, fp, ip, st, ist, trades, i, raw, reason, slips):
     fill = raw
     if slips:
         fill = slipped_price(ip[P_SLIP_MODEL], fp[F_S1], raw, qty, px[VOLUME, i], -side)
-    comm = commission_usd(
-        ip[P_COMM_MODEL], fp[F_C1], fp[F_C2], fp[F_C3], qty, fill, side > 0
-    )
+    comm = commission_usd(ip[P_COMM_MODEL], fp[F_C1], fp[F_C2], fp[F_C3], qty, fill, side > 0)
     st[X_CASH] += side * qty * (fill - st[X_ENTRY_FILL]) - comm
     k = ist[I_N_TRADES]
     trades[k, T_SIDE] = side
@@ -343,9 +339,7 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
                 ist[I_PENDING] = S_NONE
                 side = ist[I_SIDE]
                 if side != 0 and _closes(code, side):
-                    _close_position(
-                        px, fp, ip, st, ist, trades, i, px[OPEN, i], R_SIGNAL, True
-                    )
+                    _close_position(px, fp, ip, st, ist, trades, i, px[OPEN, i], R_SIGNAL, True)
                 want = _wanted_side(code)
                 if want != 0 and ist[I_SIDE] == 0:
                     _propose(px, fp, ip, st, ist, want, ist[I_PENDING_BAR], px[OPEN, i])
@@ -357,7 +351,15 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
             qty = st[X_DECISION_QTY]
             if qty > 0.0:
                 _open_position(
-                    px, fp, ip, st, ist, i, st[X_EVENT_PRICE], ist[I_EVENT_SIDE], qty,
+                    px,
+                    fp,
+                    ip,
+                    st,
+                    ist,
+                    i,
+                    st[X_EVENT_PRICE],
+                    ist[I_EVENT_SIDE],
+                    qty,
                     ist[I_EVENT_SIGNAL_BAR],
                 )
             phase = PH_INTRABAR
@@ -368,9 +370,7 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
             if mode == ENTRY_CLOSE and code != S_NONE:
                 side = ist[I_SIDE]
                 if side != 0 and _closes(code, side):
-                    _close_position(
-                        px, fp, ip, st, ist, trades, i, px[CLOSE, i], R_SIGNAL, True
-                    )
+                    _close_position(px, fp, ip, st, ist, trades, i, px[CLOSE, i], R_SIGNAL, True)
                 want = _wanted_side(code)
                 blocked = ip[P_SESSION_EXIT] == 1 and last[i]
                 if want != 0 and ist[I_SIDE] == 0 and not blocked:
@@ -383,7 +383,15 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
             qty = st[X_DECISION_QTY]
             if qty > 0.0:
                 _open_position(
-                    px, fp, ip, st, ist, i, st[X_EVENT_PRICE], ist[I_EVENT_SIDE], qty,
+                    px,
+                    fp,
+                    ip,
+                    st,
+                    ist,
+                    i,
+                    st[X_EVENT_PRICE],
+                    ist[I_EVENT_SIDE],
+                    qty,
                     ist[I_EVENT_SIGNAL_BAR],
                 )
             phase = PH_AFTER_CLOSE

@@ -1,0 +1,103 @@
+"""`python -m backtest run --data FILE [--symbol SYM] --config FILE.toml --out DIR [--set k=v]`.
+
+Exit codes: 0 done, 2 bad data or configuration (the message names the first bad row or
+key; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backtest.config import ConfigError, load_config
+from backtest.costs import CostModelError
+from backtest.data import DataError, load_bars
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backtest", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="backtest one symbol and write the reports")
+    run.add_argument("--data", required=True, type=Path, help="CSV or Parquet bars")
+    run.add_argument("--symbol", default="", help="symbol to select (files with several)")
+    run.add_argument("--config", type=Path, help="TOML configuration (defaults if omitted)")
+    run.add_argument("--out", required=True, type=Path, help="directory for the reports")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set exits.stop_loss_pct=0.02",
+    )
+    run.add_argument("--no-html", action="store_true", help="skip report.html")
+    run.add_argument("--quiet", action="store_true", help="do not print the summary")
+    return parser
+
+
+def format_summary(stats: dict) -> str:
+    pf = stats["profit_factor"]
+    lines = [
+        f"{stats['symbol']}: {stats['bars']:,} bars {stats['start']} → {stats['end']}",
+        f"  trades          {stats['n_trades']:>12,}  (long {stats['n_long']:,}, "
+        f"short {stats['n_short']:,})",
+        f"  win rate        {stats['win_rate'] * 100:>11.2f}%",
+        f"  net P/L         {stats['total_net_pnl']:>12,.2f}  "
+        f"(avg {stats['avg_net_pnl_per_trade']:,.2f}/trade)",
+        f"  avg win / loss  {stats['avg_win']:>12,.2f} / {stats['avg_loss']:,.2f}",
+        f"  profit factor   {pf:>12.3f}" if pf is not None else "  profit factor            n/a",
+        f"  max drawdown    {stats['max_drawdown_usd']:>12,.2f}  "
+        f"({stats['max_drawdown_pct']:.2f}%)",
+        f"  sharpe          {stats['sharpe']:>12.3f}",
+        f"  exposure        {stats['exposure_pct']:>11.2f}%",
+        f"  equity          {stats['start_equity']:>12,.2f} → {stats['final_equity']:,.2f}",
+        f"  costs           {stats['commissions_total']:>12,.2f} commission, "
+        f"{stats['slippage_total']:,.2f} slippage",
+    ]
+    if stats["entries_denied"]:
+        denied = ", ".join(f"{k} {v:,}" for k, v in stats["entries_denied"].items())
+        lines.append(f"  entries denied  {denied} (of {stats['entries_proposed']:,} proposed)")
+    if stats["open_position_at_end"]:
+        p = stats["open_position_at_end"]
+        state = "closed at the last close" if p["closed_at_end"] else "still open"
+        lines.append(f"  at end          {p['side']} {p['qty']:g} from {p['entry_time']} ({state})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backtest.engine import run_backtest
+    from backtest.report import write_outputs
+
+    try:
+        config = load_config(args.config, args.overrides)
+        symbol = args.symbol or config["data"]["symbol"]
+        bars = load_bars(args.data, symbol=symbol, tz=config["data"]["tz"])
+        if len(bars) < 2:
+            raise DataError(f"{args.data}: need at least 2 bars, have {len(bars)}")
+        result = run_backtest(bars, config)
+    except (ConfigError, CostModelError, DataError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (TypeError, ValueError) as exc:  # strategy parameters, alerts
+        print(f"backtest: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    html_report = config["report"]["html"] and not args.no_html
+    stats = write_outputs(result, args.out, html_report=html_report, config=config.as_dict())
+    if not args.quiet:
+        print(format_summary(stats))
+        print(f"  reports         {args.out}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.deploy import policy_document, prepare_app_template
+from infra.deploy import policy_document, prepare_app_template, slim_package
 
 REPO = Path(__file__).resolve().parents[2]
 ZIP_LIMIT_BYTES = 40 * 1024 * 1024
@@ -142,3 +143,15 @@ def test_stage_template_passes_cfn_lint(sam, tmp_path: Path):
         check=False,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_slimming_drops_bundled_test_suites_only(package, tmp_path: Path):
+    slim = tmp_path / "deployment.zip"
+    shutil.copy(package[0] / "deployment.zip", slim)
+    before, after = slim_package(slim)
+    print(f"slimmed deployment.zip: {before / 1e6:.1f} -> {after / 1e6:.1f} MB")
+    with zipfile.ZipFile(package[0] / "deployment.zip") as full, zipfile.ZipFile(slim) as small:
+        dropped = set(full.namelist()) - set(small.namelist())
+        assert small.testzip() is None
+    assert all("/tests/" in name for name in dropped)
+    assert after <= before

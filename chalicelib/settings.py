@@ -149,4 +149,11 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    # --- deploy/secrets --- a deployed stage keeps its keys in one JSON secret
+    # (FLOWTRADER_SECRETS_ARN, infra/template.yaml); one GetSecretValue per cold start.
+    if settings.secrets_arn:
+        from chalicelib.adapters.secrets import overlay_secrets
+
+        return overlay_secrets(settings)
+    return settings

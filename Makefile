@@ -34,6 +34,9 @@ test: lint
 bench: install
 	$(PY) bench/ingress.py
 
+backtest: install
+	$(PY) -m backtest run --data backtest/data/IBM.csv --config backtest/data/sma_cross_daily.toml --out out/backtest
+
 # One stage on AWS (docs/deploy.md): infra stack, config.json outputs, secret, app stack.
 # Optional: ALARM_EMAIL=you@example.com, AWS_REGION / AWS_PROFILE as for the AWS CLI.
 deploy: install

@@ -201,3 +201,40 @@ def bars_from_frame(
         out.index.name = out.index.name or "timestamp"
         out.to_parquet(path)
         return load_bars(path, symbol=symbol, tz=tz)
+
+
+def bars_from_arrays(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray | None = None,
+    *,
+    time: pd.DatetimeIndex | None = None,
+    symbol: str = "TEST",
+    tz: str = "America/New_York",
+) -> Bars:
+    """Bars from arrays already known to be good (tests, generators): no checks.
+
+    Without `time`, one-minute bars from 2024-01-02 09:30 exchange time.
+    """
+    n = len(close)
+    if time is None:
+        time = pd.date_range("2024-01-02 09:30", periods=n, freq="1min", tz=tz)
+    time = pd.DatetimeIndex(time).as_unit("ns")
+    if time.tz is None:
+        time = time.tz_localize(tz)
+    local = time.tz_localize(None).asi8
+    days = local // 86_400_000_000_000
+    session_last = np.ones(n, dtype=bool)
+    session_last[:-1] = days[1:] != days[:-1]
+    arrays = BarArrays(
+        open=np.asarray(open_, dtype=np.float64),
+        high=np.asarray(high, dtype=np.float64),
+        low=np.asarray(low, dtype=np.float64),
+        close=np.asarray(close, dtype=np.float64),
+        volume=np.full(n, 1_000.0) if volume is None else np.asarray(volume, dtype=np.float64),
+        session_id=days.astype(np.int64),
+    )
+    daily = bool(((local % 86_400_000_000_000) == 0).all())
+    return Bars(symbol=symbol, time=time, arrays=arrays, session_last=session_last, daily=daily)

@@ -435,6 +435,8 @@ TRADE_COLUMNS = [
 
 def stamps(bars: Bars, index: np.ndarray) -> np.ndarray:
     """ISO-8601 local times with their UTC offset (dates only for daily bars), vectorised."""
+    if len(index) == 0:
+        return np.array([], dtype=object)
     times = bars.time[index]
     local = times.tz_localize(None).asi8
     if bars.daily:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.engine import BacktestResult
+from backtest.engine import BacktestResult, stamps
 
 
 def daily_pnl(result: BacktestResult) -> pd.DataFrame:
@@ -83,8 +83,8 @@ def summary(result: BacktestResult, daily: pd.DataFrame | None = None) -> dict[s
     return {
         "symbol": result.symbol,
         "bars": len(bars),
-        "start": bars.time[0].isoformat() if len(bars) else None,
-        "end": bars.time[-1].isoformat() if len(bars) else None,
+        "start": str(stamps(bars, np.array([0]))[0]) if len(bars) else None,
+        "end": str(stamps(bars, np.array([len(bars) - 1]))[0]) if len(bars) else None,
         "n_trades": n,
         "n_long": int((trades["side"] == "long").sum()),
         "n_short": int((trades["side"] == "short").sum()),

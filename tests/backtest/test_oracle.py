@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("backtesting")
-from backtesting import Backtest, Strategy  # noqa: E402
-from backtesting.lib import crossover  # noqa: E402
-from backtesting.test import EURUSD, GOOG  # noqa: E402
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import EURUSD, GOOG
 
-from backtest.config import load_config  # noqa: E402
-from backtest.data import bars_from_frame  # noqa: E402
-from backtest.engine import run_backtest  # noqa: E402
-from chalicelib.rules.indicators import sma  # noqa: E402
+from backtest.config import load_config
+from backtest.data import bars_from_frame
+from backtest.engine import run_backtest
+from chalicelib.rules.indicators import sma
 
 REL = 1e-9
 
@@ -67,8 +67,9 @@ def _bt_strategy(fast: int, slow: int, qty: int, sl_pct: float, tp_pct: float, s
 def _compare(data: pd.DataFrame, *, fast, slow, qty, cash, rate, sl_pct, tp_pct, shorts=True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(data, _bt_strategy(fast, slow, qty, sl_pct, tp_pct, shorts), cash=cash,
-                      commission=rate)
+        bt = Backtest(
+            data, _bt_strategy(fast, slow, qty, sl_pct, tp_pct, shorts), cash=cash, commission=rate
+        )
         stats = bt.run()
     theirs = stats._trades.sort_values(["EntryBar", "ExitBar"]).reset_index(drop=True)
     config = load_config(
@@ -109,8 +110,15 @@ def _compare(data: pd.DataFrame, *, fast, slow, qty, cash, rate, sl_pct, tp_pct,
 @pytest.mark.parametrize("shorts", [True, False], ids=["long_short", "long_only"])
 def test_goog_sma_cross_matches_backtesting_py(shorts):
     trades = _compare(
-        GOOG, fast=10, slow=30, qty=100, cash=1_000_000, rate=0.002, sl_pct=0.05,
-        tp_pct=0.10, shorts=shorts,
+        GOOG,
+        fast=10,
+        slow=30,
+        qty=100,
+        cash=1_000_000,
+        rate=0.002,
+        sl_pct=0.05,
+        tp_pct=0.10,
+        shorts=shorts,
     )
     assert {"stop_loss", "take_profit", "signal"} <= set(trades["exit_reason"])
 
@@ -121,7 +129,13 @@ def test_goog_without_stops_matches_backtesting_py():
 
 def test_eurusd_sma_cross_matches_backtesting_py():
     trades = _compare(
-        EURUSD, fast=10, slow=30, qty=10_000, cash=100_000, rate=0.0002, sl_pct=0.002,
+        EURUSD,
+        fast=10,
+        slow=30,
+        qty=10_000,
+        cash=100_000,
+        rate=0.0002,
+        sl_pct=0.002,
         tp_pct=0.004,
     )
     assert {"stop_loss", "take_profit", "signal"} <= set(trades["exit_reason"])

@@ -37,7 +37,7 @@ def _request(url: str, body: dict | None = None, token: str | None = None) -> tu
 
 
 @pytest.mark.slow
-def test_local_stack_serves_the_webhook_processes_alerts_and_stops_cleanly():
+def test_local_stack_turns_an_alert_into_a_paper_bracket_and_a_notification():
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWTRADER_"))}
     env.update(
@@ -86,11 +86,20 @@ def test_local_stack_serves_the_webhook_processes_alerts_and_stops_cleanly():
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             record = _request(f"{base}/api/alerts/{body['alert_id']}", token="smoke-token")[1]
-            if record.get("status") not in ("stored", "queued"):
+            if record.get("status") in ("accepted", "filled", "rejected", "failed"):
                 break
             time.sleep(0.2)
-        assert record.get("status") not in ("stored", "queued"), record
+        assert record.get("status") in ("accepted", "filled"), record
         assert record["reason"]
+
+        positions = _request(f"{base}/api/positions", token="smoke-token")[1]["positions"]
+        assert [(p["symbol"], p["qty"]) for p in positions] == [("AAPL", 1.0)]
+        orders = _request(f"{base}/api/orders", token="smoke-token")[1]["orders"]
+        legs = {
+            (leg["order_type"], leg["limit_price"] or leg["stop_price"])
+            for leg in orders[0]["legs"]
+        }
+        assert legs == {("limit", 195.0), ("stop", 187.5)}  # the paper bracket
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -100,3 +109,4 @@ def test_local_stack_serves_the_webhook_processes_alerts_and_stops_cleanly():
             out, _ = proc.communicate()
     assert proc.returncode == 0, "".join(lines) + out
     assert "local stack stopped" in out
+    assert "[notification] flowtrader: filled buy AAPL" in out  # what SNS published

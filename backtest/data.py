@@ -109,7 +109,8 @@ def load_bars(path: Path | str, *, symbol: str = "", tz: str = "America/New_York
         symbols = frame[sym_col].astype(str).str.upper()
         present = sorted(symbols.unique())
         if symbol:
-            frame = frame[symbols == symbol.upper()].reset_index(drop=True)
+            symbol = symbol.upper()
+            frame = frame[symbols == symbol].reset_index(drop=True)
             if frame.empty:
                 raise DataError(f"{path}: no rows for symbol {symbol} (have: {', '.join(present)})")
         elif len(present) == 1:

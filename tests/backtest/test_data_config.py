@@ -1,0 +1,91 @@
+"""Loading bars in the accepted shapes, and the configuration's defaults and overrides."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from backtest.config import DEFAULTS, ConfigError, load_config
+from backtest.data import DataError, load_bars
+
+
+def frame(n: int = 4) -> pd.DataFrame:
+    index = pd.date_range("2024-03-08 15:58", periods=n, freq="1min")
+    return pd.DataFrame(
+        {"Open": 10.0, "High": 11.0, "Low": 9.0, "Close": 10.5, "Volume": 100.0}, index=index
+    )
+
+
+def test_backtesting_py_style_csv_with_an_unnamed_date_index(tmp_path):
+    path = tmp_path / "goog.csv"
+    frame().to_csv(path)
+    bars = load_bars(path)
+    assert bars.symbol == "GOOG"
+    assert len(bars) == 4
+    assert str(bars.time.tz) == "America/New_York"
+    assert bars.time[0].hour == 15
+
+
+def test_parquet_with_timestamp_column_and_utc_times(tmp_path):
+    data = frame().reset_index(names="Timestamp")
+    data["Timestamp"] = data["Timestamp"].dt.tz_localize("UTC")
+    path = tmp_path / "bars.parquet"
+    data.to_parquet(path)
+    bars = load_bars(path, symbol="XYZ")
+    assert bars.symbol == "XYZ"
+    assert bars.time[0].tz_convert("UTC").hour == 15
+    assert bars.time[0].hour == 10  # 15:58 UTC is 10:58 in New York (EST in early March)
+
+
+def test_sessions_split_on_the_exchange_date(tmp_path):
+    data = frame(3)
+    data.index = pd.DatetimeIndex(["2024-01-02 15:59", "2024-01-03 09:30", "2024-01-03 09:31"])
+    path = tmp_path / "bars.csv"
+    data.to_csv(path)
+    bars = load_bars(path)
+    assert list(bars.session_last) == [True, False, True]
+    assert not bars.daily
+
+
+def test_daily_bars_are_detected(tmp_path):
+    data = frame(3)
+    data.index = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"])
+    path = tmp_path / "d.csv"
+    data.to_csv(path)
+    assert load_bars(path).daily
+
+
+def test_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_bars(tmp_path / "nope.csv")
+
+
+def test_defaults_and_file_and_overrides_merge(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[strategy]\nname = "sma_cross"\nparams = { fast = 5, slow = 8 }\n'
+        '[costs]\ncommission = { model = "per_order", fee = 1 }\n'
+    )
+    config = load_config(path, ["exits.stop_loss_pct=0.02", "strategy.params.fast=3"])
+    assert config["strategy"]["params"] == {"fast": 3, "slow": 8}
+    assert config["costs"]["commission"] == {"model": "per_order", "fee": 1}
+    assert config["exits"]["stop_loss_pct"] == 0.02
+    assert config["account"]["cash"] == DEFAULTS["account"]["cash"]
+    assert config.base_dir == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("nosection.key=1", "unknown section"),
+        ("exits.stop_loss_pct=5", "fraction"),
+        ("exits.stop_loss_pct='x'", "must be a number"),
+        ("fill.entry='next_bar'", "must be one of"),
+        ("sizing.mode='risk_pct'", "risk_pct"),
+        ("strategy.allow_short=1", "true or false"),
+        ("exits", "section.key=value"),
+    ],
+)
+def test_bad_config_values_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

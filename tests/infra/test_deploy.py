@@ -73,7 +73,7 @@ def test_queue_visibility_is_six_worker_timeouts(target: Target):
 
 
 # moto's UpdateStack parses conditional resources whose condition is false, and warns.
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::SNS::Subscription")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..SNS..Subscription")
 def test_redeploy_updates_the_same_stack(target: Target):
     _add_ci_stage(target)
     first = deploy(target, embedded_aws=True, skip_app=True)
@@ -135,3 +135,18 @@ def test_set_secret_rejects_unknown_keys(aws):
 def test_destroying_prod_needs_confirmation(capsys):
     assert infra_deploy.main(["destroy", "--stage", "prod", "--region", "us-east-1"]) == 1
     assert "--yes" in capsys.readouterr().err
+
+
+def test_policy_files_are_generated_and_scoped_to_their_stage():
+    """`python -m infra.deploy policies` wrote them; no statement reaches another stage."""
+    for stage in ("dev", "prod"):
+        committed = json.loads((REPO / ".chalice" / f"policy-{stage}.json").read_text())
+        assert committed == infra_deploy.policy_document(stage)
+        for statement in committed["Statement"]:
+            for arn in _as_list(statement["Resource"]):
+                assert f"flowtrader-{stage}" in arn, arn
+            assert not any(a == "*" or a.endswith(":*") for a in _as_list(statement["Action"]))
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value

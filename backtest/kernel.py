@@ -333,6 +333,7 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
         if phase == PH_OPEN:
             if i >= ist[I_CHUNK_END]:
                 ist[I_BAR] = i
+                ist[I_PHASE] = PH_OPEN
                 return EV_CHUNK
             code = ist[I_PENDING]
             if mode == ENTRY_NEXT_OPEN and code != S_NONE:

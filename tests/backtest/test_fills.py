@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.backtest.conftest import F, L, S, make_bars, only_trade, simulate
+from tests.backtest.conftest import F, L, S, config, make_bars, only_trade, simulate
 
 # (open, high, low, close)
 BASE = (100.0, 100.5, 99.5, 100.0)
@@ -263,3 +264,29 @@ def test_equity_curve_marks_open_positions_to_each_close():
     assert list(result.equity) == pytest.approx([100_000, 100_050, 99_950])
     assert list(result.position) == [0, 1, 1]
     assert not math.isnan(result.final_equity)
+
+
+def test_pausing_for_progress_reports_changes_nothing(monkeypatch, capsys):
+    from backtest import engine
+
+    rows = [BASE, (100, 101, 99.5, 100.5), (100.5, 103, 100, 102), (102, 102.5, 98, 99)] * 5
+    signals = [L, 0, S, 0] * 5
+    args = (
+        "exits.stop_loss_pct=0.01",
+        "exits.trail_pct=0.01",
+        "costs.slippage={model='bps', bps=3}",
+    )
+    straight = simulate(make_bars(rows), signals, *args)
+    monkeypatch.setattr(engine, "CHUNK_BARS", 3)
+    chunked = engine.run_backtest(
+        make_bars(rows), config(*args), progress=True, signals=np.array(signals)
+    )
+    pd.testing.assert_frame_equal(straight.trades, chunked.trades)
+    assert list(straight.equity) == list(chunked.equity)
+    assert "backtest" in capsys.readouterr().err  # the progress bar was drawn
+
+
+def test_progress_bar_stays_off_when_stderr_is_not_a_terminal(capsys):
+    rows = [BASE] * 4
+    simulate(make_bars(rows), [L, 0, 0, 0], "report.progress='auto'")
+    assert capsys.readouterr().err == ""

@@ -485,7 +485,7 @@ def deploy_app(target: Target, outputs: dict[str, str], build_dir: Path) -> dict
     template_path.write_text(json.dumps(template, indent=2))
     template_uri = upload_artifact(s3, bucket, template_path, "templates")
     key = template_uri.removeprefix(f"s3://{bucket}/")
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+    url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"  # CloudFormation reads it as you
     return apply_stack(
         target.client("cloudformation"),
         app_stack_name(target.stage),

@@ -453,6 +453,8 @@ def prepare_app_template(
                 raise DeployError(f"{name} reads queue {queue!r}, which infra does not define")
             event["Properties"]["Queue"] = outputs[SQS_QUEUES[queue]]
             event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+        # Exists before the function can run, or Lambda creates it first and this fails.
+        resource["DependsOn"] = [*_as_list(resource.get("DependsOn", [])), f"{logical_id}LogGroup"]
         resources[f"{logical_id}LogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
             "Properties": {
@@ -461,6 +463,10 @@ def prepare_app_template(
             },
         }
     return template
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def upload_artifact(s3: Any, bucket: str, path: Path, prefix: str) -> str:

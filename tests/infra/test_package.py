@@ -166,6 +166,10 @@ def test_stage_template_wires_the_queue_and_partial_batch_failures(sam):
     names = {props["FunctionName"] for props in functions.values()}
     assert "flowtrader-dev" in names  # the API handler, as the alarms expect
     assert all(props["CodeUri"] == "s3://bucket/code/x.zip" for props in functions.values())
+    for logical_id, props in functions.items():
+        log_group = template["Resources"][f"{logical_id}LogGroup"]["Properties"]
+        assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
+        assert f"{logical_id}LogGroup" in template["Resources"][logical_id]["DependsOn"]
 
 
 def test_stage_template_passes_cfn_lint(sam, tmp_path: Path):

@@ -107,7 +107,11 @@ def test_every_runtime_requirement_was_installable_for_lambda(package):
     has no wheel for the Lambda runtime's glibc; the zip must hold every distribution."""
     with zipfile.ZipFile(package[0] / "deployment.zip") as bundle:
         missing = _missing_distributions(bundle)
-    assert not missing, f"not in the Lambda zip: {sorted(missing)}\n{package[1]}"
+    assert not missing, (
+        f"not in the Lambda zip: {sorted(missing)}. Chalice found no wheel for the Lambda "
+        "runtime (python3.11: glibc 2.26, manylinux2014); pin a release that has one in "
+        "requirements.txt, e.g. numpy==2.2.6 (docs/deploy.md, Known issues)\n" + package[1]
+    )
 
 
 def test_package_is_under_40_mb_zipped(package):

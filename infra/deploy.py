@@ -598,8 +598,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-app", action="store_true", help="infra stack and config only")
     parser.add_argument("--embedded-aws", action="store_true", help="target is moto")
     parser.add_argument("--yes", action="store_true", help="confirm destroying prod")
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    target = Target(stage=args.stage, region=args.region, endpoint_url=args.endpoint_url)
+    target = Target(
+        stage=args.stage,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        project_dir=args.project_dir,
+    )
     try:
         if args.command == "deploy":
             deploy(

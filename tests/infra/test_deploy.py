@@ -150,3 +150,15 @@ def test_policy_files_are_generated_and_scoped_to_their_stage():
 
 def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
+
+
+def test_command_line_deploys_and_destroys_a_stage(target: Target, capsys):
+    _add_ci_stage(target)
+    common = ["--stage", "ci", "--region", "us-east-1", "--endpoint-url", target.endpoint_url]
+    common += ["--project-dir", str(target.project_dir)]
+
+    assert infra_deploy.main(["deploy", "--skip-app", "--embedded-aws", *common]) == 0
+    assert _stage_env(target)["FLOWTRADER_STATE_TABLE"] == "flowtrader-ci-state"
+    assert infra_deploy.main(["destroy", *common]) == 0
+    assert "stage ci destroyed" in capsys.readouterr().out
+    assert "FLOWTRADER_STATE_TABLE" not in _stage_env(target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 from backtest.config import ConfigError, load_config
@@ -85,13 +86,17 @@ def format_summary(stats: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backtest import kernel
     from backtest.engine import run_backtest
     from backtest.report import write_outputs
 
+    warming = threading.Thread(target=kernel.warm_up, name="warm-kernel", daemon=True)
+    warming.start()
     try:
         config = load_config(args.config, args.overrides)
         symbol = args.symbol or config["data"]["symbol"]
         bars = load_bars(args.data, symbol=symbol, tz=config["data"]["tz"])
+        warming.join()
         if len(bars) < 2:
             raise DataError(f"{args.data}: need at least 2 bars, have {len(bars)}")
         result = run_backtest(bars, config)

@@ -433,3 +433,28 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
         equity[n - 1] = st[X_CASH]
     ist[I_BAR] = n
     return EV_DONE
+
+
+def warm_up() -> None:
+    """Load (or compile) `simulate` on a tiny input, so the real run does not wait for it.
+
+    The CLI calls this on a thread while the bars load: numba's cache load spends most of
+    its time in LLVM, outside the GIL, as does pyarrow's CSV reader.
+    """
+    n = 2
+    px = np.ones((PX_ROWS, n))
+    st = np.zeros(ST_SIZE)
+    ist = np.zeros(IST_SIZE, dtype=np.int64)
+    ist[I_CHUNK_END] = n + 1
+    simulate(
+        px,
+        np.zeros(n, dtype=np.int8),
+        np.ones(n, dtype=np.bool_),
+        np.zeros(FP_SIZE),
+        np.zeros(IP_SIZE, dtype=np.int64),
+        st,
+        ist,
+        np.zeros((1, T_COLS)),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int8),
+    )

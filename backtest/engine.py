@@ -379,7 +379,7 @@ def run_backtest(
     elif int(ist[k.I_SIDE]) != 0:
         open_at_end = {
             "side": "long" if ist[k.I_SIDE] > 0 else "short",
-            "qty": float(st[k.X_QTY]),
+            "qty": int(st[k.X_QTY]),
             "entry_time": _iso(bars, int(ist[k.I_ENTRY_BAR])),
             "entry_price": float(st[k.X_ENTRY_FILL]),
             "marked_at": float(arrays.close[-1]),
@@ -407,7 +407,7 @@ def _iso(bars: Bars, bar: int) -> str:
 def _position_record(bars: Bars, t: np.ndarray, *, closed: bool) -> dict[str, Any]:
     return {
         "side": "long" if t[k.T_SIDE] > 0 else "short",
-        "qty": float(t[k.T_QTY]),
+        "qty": int(t[k.T_QTY]),
         "entry_time": _iso(bars, int(t[k.T_ENTRY_BAR])),
         "entry_price": float(t[k.T_ENTRY_PRICE]),
         "marked_at": float(t[k.T_EXIT_PRICE]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,6 +35,9 @@ def write_outputs(
     daily = daily_pnl(result)
     stats = summary(result, daily)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the reports are not
     try:
         _rounded(result.trades[TRADE_COLUMNS]).to_csv(tmp / "trades.csv", index=False)
         _rounded(daily).to_csv(tmp / "daily_pnl.csv", index=False)

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "atr_period": 14,
         "exit_at_session_close": False,
         "close_at_end": True,
+        "round_to_tick": False,
     },
     "costs": {
         "commission": {"model": "percent", "rate": 0.0},

@@ -41,6 +41,7 @@ from chalicelib.rules.checks import (
 from chalicelib.rules.gate import Gate, Proposal, RiskLimits, default_checks
 from chalicelib.rules.indicators import atr
 from chalicelib.rules.orders import OrderRules, decide_orders
+from chalicelib.rules.prices import round_to_tick
 from chalicelib.rules.risk_state import InMemoryRiskState
 from chalicelib.rules.sizing import SizingError, SizingMode, position_size
 from chalicelib.rules.strategies import compute_signals
@@ -120,6 +121,8 @@ class EntryDecider:
         self.proposed = 0
         self.booked = 0
         self.cap = self.sizing["max_position_notional_usd"] or None
+        self.round_levels = config["exits"]["round_to_tick"]
+        self.kernel_params = kernel_params(config, float(config["account"]["cash"]))
         self._intents = {
             flag: OrderIntent(
                 client_order_id="bt-0",
@@ -179,6 +182,23 @@ class EntryDecider:
         except SizingError:
             return 0
 
+    def _round_levels(
+        self, side: int, bar: int, signal_bar: int, price: float, qty: int, px: np.ndarray
+    ) -> None:
+        """Put this entry's stop and target on valid ticks, away from the market (live rule)."""
+        fp, ip = self.kernel_params
+        if ip[k.P_STOP_REF] == 0:
+            ref = float(px[k.CLOSE, signal_bar])
+        else:
+            ref = k.slipped_price(
+                ip[k.P_SLIP_MODEL], fp[k.F_S1], price, qty, px[k.VOLUME, bar], side
+            )
+        stop, target, _trail = k._levels(px, fp, side, signal_bar, ref)
+        if not np.isnan(stop) and stop > 0:
+            px[k.SIG_STOP, signal_bar] = round_to_tick(stop, "down" if side > 0 else "up")
+        if not np.isnan(target) and target > 0:
+            px[k.SIG_TARGET, signal_bar] = round_to_tick(target, "up" if side > 0 else "down")
+
     def _from_alert(
         self, alert: Any, signal_bar: int, equity: float, px: np.ndarray
     ) -> OrderIntent | None:
@@ -228,6 +248,8 @@ class EntryDecider:
             if qty <= 0:
                 self.denials["size_zero"] += 1
                 return 0
+            if self.round_levels and px is not None:
+                self._round_levels(side, bar, signal_bar, price, qty, px)
             if not self.gate.checks:
                 return qty
             claim = f"bt-{self.proposed}"

@@ -290,3 +290,17 @@ def test_progress_bar_stays_off_when_stderr_is_not_a_terminal(capsys):
     rows = [BASE] * 4
     simulate(make_bars(rows), [L, 0, 0, 0], "report.progress='auto'")
     assert capsys.readouterr().err == ""
+
+
+def test_round_to_tick_puts_levels_on_cents_away_from_the_market():
+    rows = [(100.0, 100.5, 99.5, 100.003), (100, 100.3, 99.5, 100), (100, 100.3, 99.0, 99.2)]
+    args = ("exits.stop_loss_pct=0.0075", "exits.take_profit_pct=0.0033")
+    raw = only_trade(simulate(make_bars(rows), [L, 0, 0], *args))
+    assert raw.stop_price == pytest.approx(100.003 * 0.9925)  # 99.252978
+    ticked = only_trade(simulate(make_bars(rows), [L, 0, 0], *args, "exits.round_to_tick=true"))
+    assert ticked.stop_price == 99.25  # rounded down for a long stop
+    assert ticked.target_price == 100.34  # 100.333 rounded up for a long target
+    assert ticked.exit_price == 99.25
+    short = only_trade(simulate(make_bars(rows), [S, 0, 0], *args, "exits.round_to_tick=true"))
+    assert short.stop_price == 100.76  # 100.753 rounded up for a short stop
+    assert short.target_price == 99.67  # 99.673 rounded down for a short target

@@ -20,7 +20,7 @@ import pandas as pd
 
 from chalicelib.rules.strategies import BarArrays
 
-TIME_COLUMNS = ("timestamp", "time", "datetime", "date", "date/time", "date_time", "")
+TIME_COLUMNS = ("timestamp", "time", "datetime", "date", "date/time", "date_time", "", "index")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 SYMBOL_COLUMNS = ("symbol", "ticker")
 
@@ -74,6 +74,21 @@ def _read_csv_arrow(path: Path) -> pd.DataFrame:
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
+def _epoch(values: pd.Series) -> pd.Series:
+    """Epoch numbers as UTC times; the unit (s, ms, µs, ns) is read from their size."""
+    magnitude = float(np.nanmedian(np.abs(values.to_numpy(dtype=np.float64))))
+    unit = (
+        "s"
+        if magnitude < 1e11
+        else "ms"
+        if magnitude < 1e14
+        else "us"
+        if magnitude < 1e17
+        else "ns"
+    )
+    return pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+
+
 def _find(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         if name in columns:
@@ -124,7 +139,10 @@ def load_bars(path: Path | str, *, symbol: str = "", tz: str = "America/New_York
 
     raw_time = frame[time_col]
     try:
-        times = pd.to_datetime(raw_time, errors="coerce")
+        if pd.api.types.is_numeric_dtype(raw_time) and not pd.api.types.is_bool_dtype(raw_time):
+            times = _epoch(raw_time)
+        else:
+            times = pd.to_datetime(raw_time, errors="coerce")
     except (ValueError, TypeError, OverflowError):
         try:
             times = pd.to_datetime(raw_time.astype(str), errors="coerce", utc=True)

@@ -39,8 +39,8 @@ def write_outputs(
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the reports are not
     try:
-        _rounded(result.trades[TRADE_COLUMNS]).to_csv(tmp / "trades.csv", index=False)
-        _rounded(daily).to_csv(tmp / "daily_pnl.csv", index=False)
+        write_csv(result.trades[TRADE_COLUMNS], tmp / "trades.csv")
+        write_csv(daily, tmp / "daily_pnl.csv")
         payload = dict(stats)
         if config is not None:
             payload["config"] = config
@@ -62,10 +62,24 @@ def write_outputs(
     return stats
 
 
-def _rounded(frame: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
-    """Floats to `decimals` places: no binary noise (…000000000057) in the CSVs."""
+def write_csv(frame: pd.DataFrame, path: Path, decimals: int = 6) -> None:
+    """CSV with floats to `decimals` places (no …000000000057 noise), via pyarrow's writer
+    (an order of magnitude faster than pandas' for large trade lists). Text is quoted only
+    when it has to be."""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
     floats = frame.select_dtypes("float").columns
-    return frame.assign(**{c: frame[c].round(decimals) for c in floats})
+    table = pa.Table.from_pandas(
+        frame.assign(**{c: frame[c].round(decimals) for c in floats}), preserve_index=False
+    )
+    try:
+        with open(path, "wb") as fh:
+            fh.write((",".join(frame.columns) + "\n").encode())
+            options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+            pa_csv.write_csv(table, fh, options)
+    except pa.ArrowInvalid:  # a value holds a comma or a quote: let Arrow quote text
+        pa_csv.write_csv(table, path)
 
 
 # ----------------------------------------------------------------------------- charts

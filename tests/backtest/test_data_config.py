@@ -89,3 +89,30 @@ def test_defaults_and_file_and_overrides_merge(tmp_path):
 def test_bad_config_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_epoch_timestamps_in_seconds_or_milliseconds(tmp_path):
+    for scale in (1, 1000):
+        path = tmp_path / f"epoch{scale}.csv"
+        path.write_text(
+            "time,open,high,low,close,volume\n"
+            f"{1704205800 * scale},10,11,9,10.5,100\n{1704205860 * scale},10,11,9,10.5,100\n"
+        )
+        bars = load_bars(path)
+        assert bars.time[0].isoformat() == "2024-01-02T09:30:00-05:00"
+
+
+def test_parquet_with_an_unnamed_datetime_index(tmp_path):
+    path = tmp_path / "bars.parquet"
+    frame().to_parquet(path)
+    assert len(load_bars(path)) == 4
+
+
+def test_csv_writer_quotes_only_when_it_must(tmp_path):
+    from backtest.report import write_csv
+
+    path = tmp_path / "t.csv"
+    write_csv(pd.DataFrame({"symbol": ["A"], "pnl": [1.0000000001]}), path)
+    assert path.read_text() == "symbol,pnl\nA,1\n"
+    write_csv(pd.DataFrame({"symbol": ["A,B"], "pnl": [2.5]}), path)
+    assert path.read_text().splitlines()[1] == '"A,B",2.5'

@@ -122,7 +122,7 @@ class EntryDecider:
         self.booked = 0
         self.cap = self.sizing["max_position_notional_usd"] or None
         self.round_levels = config["exits"]["round_to_tick"]
-        self.kernel_params = kernel_params(config, float(config["account"]["cash"]))
+        self.kernel_params = kernel_params(config)
         self._intents = {
             flag: OrderIntent(
                 client_order_id="bt-0",
@@ -275,7 +275,8 @@ class EntryDecider:
         return qty
 
 
-def kernel_params(config: Config, start_cash: float) -> tuple[np.ndarray, np.ndarray]:
+def kernel_params(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's (float, int) parameter vectors for `config`."""
     exits = config["exits"]
     comm_model, c1, c2, c3 = commission_params(config["costs"]["commission"])
     slip_model, s1 = slippage_params(config["costs"]["slippage"])
@@ -295,7 +296,6 @@ def kernel_params(config: Config, start_cash: float) -> tuple[np.ndarray, np.nda
     fp[k.F_ATR_TRAIL] = exits["trail_atr_mult"]
     fp[k.F_C1], fp[k.F_C2], fp[k.F_C3] = c1, c2, c3
     fp[k.F_S1] = s1
-    fp[k.F_START_CASH] = start_cash
     return fp, ip
 
 
@@ -346,7 +346,7 @@ def run_backtest(
     px[k.SIG_STOP], px[k.SIG_TARGET] = overrides[0], overrides[1]
 
     cash = float(config["account"]["cash"])
-    fp, ip = kernel_params(config, cash)
+    fp, ip = kernel_params(config)
     st = np.zeros(k.ST_SIZE, dtype=np.float64)
     st[k.X_CASH] = cash
     st[k.X_STOP] = st[k.X_TARGET] = st[k.X_TRAIL] = np.nan

@@ -50,9 +50,8 @@ IP_SIZE = 6
     F_C2,
     F_C3,
     F_S1,
-    F_START_CASH,
-) = range(11)
-FP_SIZE = 11
+) = range(10)
+FP_SIZE = 10
 
 ENTRY_NEXT_OPEN, ENTRY_CLOSE = 0, 1
 
@@ -72,9 +71,8 @@ SLIP_NONE, SLIP_BPS, SLIP_CENTS, SLIP_SPREAD, SLIP_VOLUME = range(5)
     I_EVENT_SIDE,
     I_EVENT_SIGNAL_BAR,
     I_CHUNK_END,  # pause (EV_CHUNK) before this bar, for progress reporting
-    I_BARS_HELD,
-) = range(12)
-IST_SIZE = 12
+) = range(11)
+IST_SIZE = 11
 
 # float state
 (
@@ -229,7 +227,6 @@ def _open_position(px, fp, ip, st, ist, i, raw, side, qty, sigbar):
     ist[I_SIDE] = side
     ist[I_ENTRY_BAR] = i
     ist[I_SIGNAL_BAR] = sigbar
-    ist[I_BARS_HELD] = 0
 
 
 @njit(cache=True)
@@ -403,7 +400,6 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
             _close_position(px, fp, ip, st, ist, trades, i, c, R_SESSION, True)
             side = 0
         if side != 0:
-            ist[I_BARS_HELD] += 1
             if fp[F_ATR_TRAIL] > 0.0:
                 atr = px[ATR, i]
                 if not math.isnan(atr):

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from backtest.config import Config, load_config
 from backtest.data import Bars, bars_from_arrays
@@ -33,9 +32,3 @@ def simulate(bars: Bars, signals: Sequence[int], *overrides: str) -> BacktestRes
 def only_trade(result: BacktestResult) -> pd.Series:
     assert len(result.trades) == 1, result.trades
     return result.trades.iloc[0]
-
-
-@pytest.fixture
-def flat_bars() -> Bars:
-    """Five quiet bars around 100."""
-    return make_bars([(100, 100.5, 99.5, 100)] * 5)

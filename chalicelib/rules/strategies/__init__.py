@@ -72,5 +72,7 @@ def compute_signals(name: str, bars: BarArrays, params: dict[str, Any]) -> np.nd
     """Run the named built-in strategy over `bars`; raises UnknownStrategy or TypeError."""
     registry = _registry()
     if name not in registry:
-        raise UnknownStrategy(f"unknown strategy {name!r}; built-ins: {', '.join(sorted(registry))}")
+        raise UnknownStrategy(
+            f"unknown strategy {name!r}; built-ins: {', '.join(sorted(registry))}"
+        )
     return registry[name](bars, **params)

@@ -116,3 +116,40 @@ def test_csv_writer_quotes_only_when_it_must(tmp_path):
     assert path.read_text() == "symbol,pnl\nA,1\n"
     write_csv(pd.DataFrame({"symbol": ["A,B"], "pnl": [2.5]}), path)
     assert path.read_text().splitlines()[1] == '"A,B",2.5'
+
+
+ISSUE_SAMPLE = """
+[account]
+cash = 100000
+[strategy]
+name = "sma_cross"
+params = { fast = 10, slow = 30 }
+allow_short = true
+[sizing]
+mode = "fixed_qty"
+qty = 100
+[exits]
+stop_loss_pct = 0.01
+take_profit_pct = 0.02
+stop_ref = "signal_close"
+trail_pct = 0
+atr_stop_mult = 0
+atr_target_mult = 0
+atr_period = 14
+exit_at_session_close = false
+[costs]
+commission = { model = "percent", rate = 0.001 }
+slippage = { model = "bps", bps = 0 }
+[fill]
+entry = "next_open"
+[risk]
+max_trades_per_hour = 0
+"""
+
+
+def test_the_configuration_in_the_issue_loads_as_written(tmp_path):
+    path = tmp_path / "issue.toml"
+    path.write_text(ISSUE_SAMPLE)
+    config = load_config(path)
+    assert config["exits"]["take_profit_pct"] == 0.02
+    assert config["costs"]["commission"] == {"model": "percent", "rate": 0.001}

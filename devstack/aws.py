@@ -4,11 +4,17 @@ same CloudFormation template (`infra/template.yaml`) that a real deployment uses
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 from moto.server import ThreadedMotoServer
+
+from devstack import moto_fidelity
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 REGION = "us-east-1"
@@ -27,7 +33,7 @@ OUTPUT_TO_SETTING = {
 class EmbeddedAws:
     """A running moto server and the stack deployed into it."""
 
-    server: ThreadedMotoServer
+    server: ThreadedMotoServer | MotoProcess
     endpoint_url: str
     outputs: dict[str, str]
 
@@ -88,13 +94,66 @@ def reset(endpoint_url: str) -> None:
         pass
 
 
-def start_embedded_aws(port: int = 0, stage: str = "local") -> EmbeddedAws:
-    """Start moto's server on 127.0.0.1 (a free port when 0) and deploy the stack into it."""
+class MotoProcess:
+    """moto's server in a process of its own, as AWS is to a Lambda: the local stack's API
+    and worker then never wait on each other's interpreter lock for an AWS call."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or _free_port()
+        env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=TEMPLATE.parent.parent,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the stack, which stops this last
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto's server exited with {self._proc.returncode}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("moto's server did not start within 30 s")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_embedded_aws(
+    port: int = 0, stage: str = "local", *, own_process: bool = False
+) -> EmbeddedAws:
+    """Start moto's server on 127.0.0.1 (a free port when 0) and deploy the stack into it.
+
+    Tests run it in-process (fast to start); the local stack gives it a process of its own.
+    """
     # moto's server must not itself be redirected to an endpoint by an inherited variable.
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    endpoint_url = f"http://{host}:{bound_port}"
+    server: ThreadedMotoServer | MotoProcess
+    if own_process:
+        server = MotoProcess(port)
+        endpoint_url = f"http://127.0.0.1:{server.port}"
+    else:
+        moto_fidelity.apply()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        host, bound_port = server.get_host_and_port()
+        endpoint_url = f"http://{host}:{bound_port}"
     outputs = deploy_stack(endpoint_url, stage)
     return EmbeddedAws(server=server, endpoint_url=endpoint_url, outputs=outputs)

@@ -110,3 +110,47 @@ class Every(threading.Thread):
                 self._job()
             except Exception:
                 log.exception("scheduled job %s failed", self.name)
+
+
+def main() -> int:
+    """The worker process of the local stack: the queue consumer, the sweeper and the
+    notification tap, configured from the environment the stack hands it."""
+    import signal
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    import app as app_module
+    from chalicelib import bootstrap
+    from chalicelib.domain import utc_now
+    from chalicelib.services.ingest_alert import requeue_pending
+    from devstack.notifications import NotificationTap
+
+    c = bootstrap.container()
+
+    def show_notification(subject: str, message: str) -> None:
+        print(f"[notification] {subject}: {message}", flush=True)
+
+    threads: list[QueueWorker | Every | NotificationTap] = [
+        QueueWorker(c.settings.queue_url, app_module.process_alerts),
+        Every(15.0, lambda: requeue_pending(c.alert_store, c.alert_queue, utc_now()), "sweeper"),
+        NotificationTap(c.settings.topic_arn, show_notification),
+    ]
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    for thread in threads:
+        thread.start()
+    print("worker ready", file=sys.stderr, flush=True)
+    stopping.wait()
+    for thread in threads:
+        thread.stop()
+    for thread in threads:
+        thread.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

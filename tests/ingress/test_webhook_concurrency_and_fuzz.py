@@ -20,12 +20,10 @@ from tests.ingress.helpers import alert_body, post, stored_items
 @pytest.fixture
 def http_url(aws):
     """The Chalice app served over HTTP on a free loopback port, as `make run` serves it."""
-    from chalice.config import Config
-    from chalice.local import create_local_server
-
     from app import app
+    from devstack.http import local_server
 
-    server = create_local_server(app, Config(chalice_stage="test"), "127.0.0.1", 0)
+    server = local_server(app, "127.0.0.1", 0, stage="test")
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server.server_address[1]}"

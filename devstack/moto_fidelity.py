@@ -1,0 +1,83 @@
+"""Make moto's DynamoDB TransactWriteItems behave like DynamoDB's where our invariants care.
+
+moto 5.2.5 snapshots *every table a transaction touches* with `copy.deepcopy` before it runs
+and, on a cancelled transaction, puts those whole-table snapshots back. Two consequences:
+each webhook costs O(table size) (the local stack slowed to 100+ ms per alert after a few
+hundred alerts), and a cancelled transaction can roll back *other clients' writes* made
+while it ran — the opposite of DynamoDB's isolation, and exactly what our concurrent
+duplicate tests exercise. This patch snapshots only the items the transaction names,
+restores only those, and serialises transactions (DynamoDB runs them isolated).
+
+Applied by the embedded AWS (devstack.aws) in-process and in `python -m devstack.moto_server`.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+_applied = False
+_lock = threading.RLock()
+
+
+class _CopyWithoutTables:
+    """`copy` for moto's dynamodb models module: tables are not deep-copied (see above)."""
+
+    def __init__(self, table_type: type) -> None:
+        self._table_type = table_type
+
+    def deepcopy(self, obj: Any, memo: dict[int, Any] | None = None) -> Any:
+        if isinstance(obj, self._table_type):
+            return obj
+        return copy.deepcopy(obj, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _item_key(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any] | None:
+    if op_type != "Put":
+        return op.get("Key")
+    attrs = op.get("Item", {})
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    if any(name not in attrs for name in names):
+        return None  # moto's own validation reports it
+    return {name: attrs[name] for name in names}
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    models.copy = _CopyWithoutTables(Table)  # type: ignore[attr-defined]
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        with _lock:
+            backups = []
+            for entry in transact_items:
+                op_type, op = next(iter(entry.items()))
+                table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+                key = _item_key(table, op_type, op) if table is not None else None
+                if key is None:
+                    continue
+                current = self.get_item(table.name, key)
+                attrs = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+                backups.append((table.name, key, attrs))
+            try:
+                original(self, transact_items)
+            except Exception:
+                for table_name, key, attrs in reversed(backups):
+                    if attrs is None:
+                        if self.get_item(table_name, key) is not None:
+                            self.delete_item(table_name, key)
+                    else:
+                        self.put_item(table_name, attrs)
+                raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+    _applied = True

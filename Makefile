@@ -33,6 +33,8 @@ test: lint
 
 bench: install
 	$(PY) bench/ingress.py
+	$(PY) bench/coldstart.py
+	$(PY) bench/backtest_speed.py
 
 backtest: install
 	$(PY) -m backtest run --data backtest/data/IBM.csv --config backtest/data/sma_cross_daily.toml --out out/backtest

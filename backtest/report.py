@@ -116,10 +116,11 @@ def _time_labels(result: BacktestResult, xmap, top: float) -> str:
     times = result.bars.time
     n = len(times)
     parts = []
-    for frac in np.linspace(0, 1, 6):
+    for k, frac in enumerate(np.linspace(0, 1, 6)):
         i = min(int(frac * (n - 1)), n - 1)
+        anchor = "start" if k == 0 else "end" if k == 5 else "middle"  # edge labels stay inside
         parts.append(
-            f'<text x="{xmap(i):.1f}" y="{top}" text-anchor="middle">'
+            f'<text x="{xmap(i):.1f}" y="{top}" text-anchor="{anchor}">'
             f"{times[i].strftime('%Y-%m-%d')}</text>"
         )
     return "".join(parts)

@@ -1,7 +1,9 @@
 """flowtrader's Lambdas: HTTP routes, the queue worker and schedules.
 
 Each handler parses its input, calls one service and maps the result to a response. Nothing
-heavy is imported here: adapters (boto3, vendor SDKs) load lazily in `chalicelib.bootstrap`.
+is imported here beyond Chalice and the composition root: services, pydantic models,
+settings and adapters (boto3, vendor SDKs) load on first use, so a cold start pays only for
+what the invoked handler touches.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from typing import Any
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import bootstrap
-from chalicelib.domain import utc_now
-from chalicelib.settings import VERSION
+from chalicelib import __version__, bootstrap
 
 app = Chalice(app_name="flowtrader")
 app.log.setLevel(logging.INFO)
@@ -38,6 +38,7 @@ def _source_ip() -> str | None:
 
 @app.route("/webhook", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def webhook() -> Response:
+    from chalicelib.domain import utc_now
     from chalicelib.services.ingest_alert import WebhookRejected, ingest_alert
 
     c = bootstrap.container()
@@ -91,7 +92,7 @@ def health() -> Response:
     from chalicelib.services.health import check_health
 
     report = check_health(bootstrap.container())
-    report["version"] = VERSION
+    report["version"] = __version__
     return _json(200 if report["ready"] else 503, report)
 
 
@@ -139,7 +140,8 @@ def get_alert_journal(alert_id: str) -> Response:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def requeue_pending(event: Any) -> dict[str, Any]:
-    """Queue alerts whose enqueue failed after they were stored."""
+    """Queue alerts whose enqueue failed after they were stored, or that nobody took."""
+    from chalicelib.domain import utc_now
     from chalicelib.services.ingest_alert import requeue_pending as sweep
 
     c = bootstrap.container()

@@ -1,1 +1,3 @@
 """flowtrader's Lambda code: everything Chalice deploys beside app.py."""
+
+__version__ = "0.1.0"

@@ -10,13 +10,12 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from chalicelib.settings import Settings, load_settings
-
 if TYPE_CHECKING:
     from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
     from chalicelib.adapters.dynamodb_state import DynamoStateStore
     from chalicelib.adapters.sqs import SqsAlertQueue
     from chalicelib.ports import Broker, Notifier
+    from chalicelib.settings import Settings
 
 
 class Container:
@@ -27,6 +26,8 @@ class Container:
 
     @cached_property
     def settings(self) -> Settings:
+        from chalicelib.settings import load_settings  # pydantic-settings: paid on first use
+
         return self._settings or load_settings()
 
     @cached_property

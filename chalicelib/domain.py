@@ -53,8 +53,8 @@ class Side(StrEnum):
 class AlertStatus(StrEnum):
     """Where an alert is in its life. Terminal ones carry a reason."""
 
-    STORED = "stored"  # written, not yet on the queue (the sweeper re-queues it)
-    QUEUED = "queued"
+    STORED = "stored"  # written, but the enqueue failed: the sweeper queues it
+    QUEUED = "queued"  # written and on the queue, waiting for the worker
     RECEIVED = "received"  # the worker has it
     ACCEPTED = "accepted"  # an order was placed
     REJECTED = "rejected"  # a rule or check said no; reason says which

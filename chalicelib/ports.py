@@ -37,10 +37,16 @@ class AlertStore(Protocol):
 
     def get(self, alert_id: str) -> dict[str, Any] | None: ...
 
-    def mark_queued(self, alert_id: str) -> None: ...
+    def mark_unqueued(self, alert_id: str) -> None:
+        """The enqueue after the store failed; the alert waits for the sweeper."""
+        ...
+
+    def mark_queued(self, alert_id: str) -> None:
+        """The sweeper queued the alert; it leaves the pending set."""
+        ...
 
     def pending(self, older_than: datetime) -> list[str]:
-        """Ids of alerts stored but never queued (the enqueue failed after the store)."""
+        """Ids of alerts stored before `older_than` that no worker has taken yet."""
         ...
 
     def record_outcome(

@@ -12,8 +12,6 @@ from functools import cached_property
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-VERSION = "0.1.0"
-
 # TradingView sends webhooks only from these addresses (TradingView support docs).
 TRADINGVIEW_IPS = ("52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7")
 

@@ -2,8 +2,8 @@
 
 Table layout (one table, `pk` only):
 - ``alert#<alert_id>``: the alert (JSON in ``alert``), its ``status``/``reason`` and
-  processing details; ``pending``/``stored_at`` while it is not yet on the queue (a sparse
-  index lets the sweeper find alerts whose enqueue failed).
+  processing details; ``pending``/``stored_at`` until the worker takes it (a sparse index
+  lets the sweeper find alerts whose enqueue failed or that nobody took).
 - ``key#<dedupe_key>``: which alert first claimed the key, until ``expires_at``.
 Both are written in one transaction, so a key never points at a missing alert.
 """
@@ -52,8 +52,10 @@ class DynamoAlertStore:
             "alert": {"S": alert.model_dump_json(exclude_none=True)},
             "symbol": {"S": alert.symbol},
             "action": {"S": alert.action.value},
-            "status": {"S": AlertStatus.STORED.value},
-            "reason": {"S": "stored; waiting for the queue"},
+            # Written as queued so the happy path needs no second update; an enqueue that
+            # fails downgrades it to `stored` (mark_unqueued) for the sweeper.
+            "status": {"S": AlertStatus.QUEUED.value},
+            "reason": {"S": "queued for processing"},
             "received_at": {"S": stamp},
             "stored_at": {"S": stamp},
             "pending": {"S": "1"},
@@ -126,24 +128,42 @@ class DynamoAlertStore:
             record["updated_at"] = item["updated_at"]["S"]
         return record
 
-    def mark_queued(self, alert_id: str) -> None:
-        """Leave the pending index; only moves a still-`stored` alert to `queued`."""
+    def _set_queue_state(self, alert_id: str, update: str, status: str, reason: str) -> None:
+        """Apply `update` only while the worker has not taken the alert (status stored/queued)."""
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key=_alert_pk(alert_id),
-                UpdateExpression="REMOVE pending SET #s = :queued, reason = :why",
-                ConditionExpression="#s = :stored",
+                UpdateExpression=update + " #s = :status, reason = :why",
+                ConditionExpression="#s IN (:stored, :queued)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":queued": {"S": AlertStatus.QUEUED.value},
+                    ":status": {"S": status},
                     ":stored": {"S": AlertStatus.STORED.value},
-                    ":why": {"S": "queued for processing"},
+                    ":queued": {"S": AlertStatus.QUEUED.value},
+                    ":why": {"S": reason},
                 },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise StorageUnavailable(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def mark_unqueued(self, alert_id: str) -> None:
+        """The enqueue failed: say so on the alert; it stays pending for the sweeper."""
+        self._set_queue_state(
+            alert_id,
+            "SET",
+            AlertStatus.STORED.value,
+            "stored; the queue was unavailable, the sweeper queues it within a minute",
+        )
+
+    def mark_queued(self, alert_id: str) -> None:
+        """The sweeper queued it: leave the pending index (each alert is swept at most once)."""
+        self._set_queue_state(
+            alert_id, "REMOVE pending SET", AlertStatus.QUEUED.value, "queued for processing"
+        )
 
     def pending(self, older_than: datetime) -> list[str]:
         ids: list[str] = []

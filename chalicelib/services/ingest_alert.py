@@ -2,8 +2,9 @@
 
 The order of the steps is the money-safety argument: nothing is stored until the request
 has passed every check, and once it is stored the answer is never a 5xx (TradingView
-would resend it). An enqueue that fails after the store leaves the alert `pending`; the
-sweeper (`requeue_pending`) puts it on the queue later.
+would resend it). The alert stays `pending` until the worker takes it, so an enqueue that
+fails after the store is repaired by the sweeper (`requeue_pending`). The happy path is
+two AWS calls: the store transaction and the enqueue.
 """
 
 from __future__ import annotations
@@ -179,22 +180,24 @@ def ingest_alert(
         raise WebhookRejected(503, "alert storage is unavailable; nothing was stored") from None
     if first is not None:
         return Ingested("duplicate", first)
-    # Stored: from here on the answer is 202 whatever happens.
-    if not _enqueue(queue, alert_id):
-        return Ingested(
-            "accepted", alert_id, queued=False, warnings=["queued later: the queue is unavailable"]
-        )
+    # Stored (as queued): from here on the answer is 202 whatever happens.
+    if _enqueue(queue, alert_id):
+        return Ingested("accepted", alert_id)
     try:
-        store.mark_queued(alert_id)
-    except Exception:  # the sweeper's query ignores queued alerts; a stale flag is harmless
-        log.warning("could not mark alert %s queued", alert_id, exc_info=True)
-    return Ingested("accepted", alert_id)
+        store.mark_unqueued(alert_id)
+    except StorageUnavailable:  # it is still pending: the sweeper queues it all the same
+        log.warning("could not mark alert %s unqueued", alert_id, exc_info=True)
+    return Ingested(
+        "accepted", alert_id, queued=False, warnings=["queued later: the queue is unavailable"]
+    )
 
 
 def requeue_pending(
     store: AlertStore, queue: AlertQueue, now: datetime, grace: timedelta = timedelta(seconds=30)
 ) -> list[str]:
-    """Queue alerts that were stored but never queued (the sweeper's schedule runs this)."""
+    """Queue alerts no worker has taken `grace` after they were stored: their enqueue failed,
+    or the message was lost. Each is swept once (it leaves the pending set); the worker's
+    claim makes a second message for an alert harmless."""
     requeued = []
     for alert_id in store.pending(older_than=now - grace):
         if _enqueue(queue, alert_id, attempts=1):

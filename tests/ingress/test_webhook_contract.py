@@ -28,7 +28,45 @@ def test_valid_alert_is_accepted_stored_and_queued(client):
     alerts = [i for i in stored_items(_alerts_table()) if i["pk"]["S"].startswith("alert#")]
     assert [a["alert_id"]["S"] for a in alerts] == [body["alert_id"]]
     assert alerts[0]["status"]["S"] == "queued"
-    assert "pending" not in alerts[0]
+    assert alerts[0]["pending"]["S"] == "1"  # until a worker takes it
+
+
+def test_worker_takes_the_alert_out_of_the_sweep_and_an_untaken_one_is_swept_once(client):
+    from datetime import timedelta
+
+    from app import process_alerts
+    from chalicelib import bootstrap
+    from chalicelib.domain import utc_now
+    from chalicelib.services.ingest_alert import requeue_pending
+
+    taken = json.loads(post(client, alert_body(order_id="taken")).body)["alert_id"]
+    lost = json.loads(post(client, alert_body(order_id="lost")).body)["alert_id"]
+    messages = queued_alert_ids(_queue_url())  # the message for `lost` goes missing here
+    assert sorted(messages) == sorted([taken, lost])
+    process_alerts(
+        {
+            "Records": [
+                {
+                    "messageId": "m0",
+                    "receiptHandle": "r0",
+                    "body": json.dumps({"alert_id": taken}),
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        },
+        None,
+    )
+
+    c = bootstrap.container()
+    later = utc_now() + timedelta(minutes=1)
+    assert requeue_pending(c.alert_store, c.alert_queue, later) == [lost]
+    assert queued_alert_ids(_queue_url()) == [lost]
+    assert requeue_pending(c.alert_store, c.alert_queue, later) == []
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain import Account, Alert, Order, OrderIntent, Position
@@ -119,6 +119,25 @@ class SimulatedBroker(Broker, Protocol):
         high: float | None = None,
         low: float | None = None,
     ) -> list[Order]: ...
+
+
+class AccountLock(Protocol):
+    """One decision at a time per account.
+
+    The cooldown is claimed atomically, but position and exposure limits are checked against
+    the broker's positions: two workers deciding at once would each see the other's order
+    missing. Holding this lease from reading the account to placing the order makes every
+    limit hold under concurrency (DESIGN.md invariant 3). The lease expires after `ttl`, so a
+    crashed holder cannot block the account for longer.
+    """
+
+    def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take the lease (or renew it for the same holder); False while another holds it."""
+        ...
+
+    def release_account_lock(self, holder: str) -> None:
+        """Give the lease back; a lease another holder took after expiry is left alone."""
+        ...
 
 
 class TradeRecords(Protocol):

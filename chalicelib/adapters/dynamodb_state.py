@@ -6,6 +6,7 @@ Implements `chalicelib.rules.risk_state.RiskState` (what the gate reads and clai
 | pk | sk | holds |
 |---|---|---|
 | ``risk`` | ``kill_switch`` | reason, set_at (absent: trading allowed) |
+| ``lock`` | ``account`` | holder (alert id), until_ms: the one-decision-at-a-time lease; TTL |
 | ``cooldown#account`` / ``cooldown#symbol#<SYM>`` | ``slot#000`` … | claim_id, claimed_at_ms; TTL |
 | ``pnl`` | ``day#<YYYY-MM-DD>`` | realized_usd (ADD) |
 | ``pnl_key`` | ``<key>`` | marks a booked P/L key, so a fill is booked once; TTL |
@@ -33,6 +34,7 @@ from chalicelib.domain import DayType, Order, Position
 from chalicelib.ports import StorageUnavailable
 
 KILL_KEY = {"pk": {"S": "risk"}, "sk": {"S": "kill_switch"}}
+ACCOUNT_LOCK_KEY = {"pk": {"S": "lock"}, "sk": {"S": "account"}}
 PNL_KEY_TTL = timedelta(days=30)
 
 
@@ -96,6 +98,40 @@ class DynamoStateStore:
             "put_item",
             Item={**KILL_KEY, "reason": {"S": reason}, "set_at": {"S": now.isoformat()}},
         )
+
+    # --- account lock ----------------------------------------------------------------
+
+    def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        until = now + ttl
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    **ACCOUNT_LOCK_KEY,
+                    "holder": {"S": holder},
+                    "until_ms": {"N": str(_ms(until))},
+                    "expires_at": {"N": str(int(until.timestamp()) + 3600)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR holder = :me OR until_ms < :now",
+                ExpressionAttributeValues={":me": {"S": holder}, ":now": {"N": str(_ms(now))}},
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise StorageUnavailable(str(exc)) from exc
+        return True
+
+    def release_account_lock(self, holder: str) -> None:
+        try:
+            self._call(
+                "delete_item",
+                Key=ACCOUNT_LOCK_KEY,
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise StorageUnavailable(str(exc)) from exc
 
     # --- cooldown slots --------------------------------------------------------------
 

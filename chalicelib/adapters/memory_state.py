@@ -7,7 +7,7 @@ The DynamoDB store's twin for unit tests and single-process runs; the contract s
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import Order, Position
@@ -20,6 +20,20 @@ class InMemoryStateStore(InMemoryRiskState):
         self._journal: dict[str, dict[tuple[datetime, int, str], dict[str, Any]]] = {}
         self._orders: dict[str, dict[str, Any]] = {}
         self._positions: dict[str, Position] = {}
+        self._account_lock: tuple[str, datetime] | None = None
+
+    def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        with self._lock:
+            current = self._account_lock
+            if current is not None and current[0] != holder and current[1] >= now:
+                return False
+            self._account_lock = (holder, now + ttl)
+            return True
+
+    def release_account_lock(self, holder: str) -> None:
+        with self._lock:
+            if self._account_lock is not None and self._account_lock[0] == holder:
+                self._account_lock = None
 
     def append_journal(
         self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0

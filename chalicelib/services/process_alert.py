@@ -7,7 +7,9 @@ The order of the steps is the money-safety argument (DESIGN.md invariants 1–5)
 2. **Recover**: when an earlier attempt got past the claim (`received`/`failed`), the broker
    is asked for this alert's deterministic client_order_ids first; an order it already has is
    recorded, never placed again (a crash between the broker call and the record).
-3. **Decide** (pure rules) from the broker's account and positions and the alert's price.
+3. **Decide** (pure rules) from the broker's account and positions and the alert's price,
+   holding the account lease (`AccountLock`) through steps 3–5, so two workers never decide
+   on the same positions and every limit holds under concurrency.
 4. **Gate**: every check's verdict is journaled; the cooldown slot is claimed atomically in
    the state table, so concurrent Lambdas never exceed the limit. A denial is `rejected`
    with every failing check's reason.
@@ -23,8 +25,12 @@ The order of the steps is the money-safety argument (DESIGN.md invariants 1–5)
 from __future__ import annotations
 
 import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain import (
@@ -38,6 +44,7 @@ from chalicelib.domain import (
     Side,
 )
 from chalicelib.ports import (
+    AccountLock,
     AlertStore,
     Broker,
     BrokerRejected,
@@ -78,8 +85,8 @@ RESUMED = (AlertStatus.RECEIVED.value, AlertStatus.FAILED.value)
 MAX_RECEIVES = 5  # the queue's redrive maxReceiveCount (infra/template.yaml)
 
 
-class StateStore(RiskState, TradeRecords, Protocol):
-    """The state table: the gate's risk state plus journal, orders and positions."""
+class StateStore(RiskState, TradeRecords, AccountLock, Protocol):
+    """The state table: the gate's risk state, journal, orders, positions, account lease."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class Execution:
     rules: OrderRules
     notifier: Notifier | None = None
     broker_attempts: int = 2  # place_order calls per intent within one receive
+    lock_wait_s: float = 20.0  # how long to wait for the account lease (worker timeout 60 s)
+    lock_ttl: timedelta = timedelta(seconds=60)  # a crashed holder blocks no longer than this
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,35 @@ class Outcome:
 
 class AlertFailed(Exception):
     """Processing failed after the outcome was recorded; raised so SQS redelivers it."""
+
+
+class AccountBusy(Exception):
+    """Another alert held the account lease for longer than `lock_wait_s`."""
+
+
+@contextmanager
+def account_lease(run: _Run) -> Iterator[None]:
+    """Hold the account lease (AccountLock) while reading the account, gating and placing.
+
+    Waits with capped, jittered backoff; the holder's expiry is judged on this run's clock
+    advanced by the time waited.
+    """
+    ex, started = run.ex, time.monotonic()
+    delay = 0.02
+    while not ex.state.acquire_account_lock(
+        run.alert_id, run.now + timedelta(seconds=time.monotonic() - started), ex.lock_ttl
+    ):
+        if time.monotonic() - started > ex.lock_wait_s:
+            raise AccountBusy(f"another alert held the account for over {ex.lock_wait_s:g} s")
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
+    try:
+        yield
+    finally:
+        try:
+            ex.state.release_account_lock(run.alert_id)
+        except Exception:  # the lease expires by itself after lock_ttl
+            log.warning("could not release the account lease for %s", run.alert_id, exc_info=True)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -322,7 +360,8 @@ def process_alert(
     run = _Run(alert_id, store, execution, now, attempt)
     symbol = str(record["alert"].get("ticker", "")).rsplit(":", 1)[-1] or None
     try:
-        return _execute(run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED)
+        with account_lease(run):
+            return _execute(run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED)
     except BrokerUnavailable as exc:
         final = attempt >= MAX_RECEIVES
         reason = f"broker unavailable: {exc}" + (

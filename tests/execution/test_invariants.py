@@ -7,6 +7,7 @@ port's fake, and the paper broker (DynamoDB-backed) for the same invariants.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -180,6 +181,47 @@ def test_thirty_parallel_alerts_with_a_limit_of_three_place_exactly_three_orders
     assert order_count(broker) == 3
     stored = [seed.alerts.get(i) for i in ids]
     assert sum(r["status"] == "rejected" and "cooldown" in r["reason"] for r in stored) == 27
+
+
+def test_parallel_opens_in_distinct_symbols_never_exceed_max_open_positions(broker_kind):
+    broker = make_broker(broker_kind)
+    seed = Lambda()
+    ids = [
+        store_alert(seed, f"01JPOS{i:020d}", ticker=f"POS{i:02d}", quantity=1) for i in range(12)
+    ]
+
+    def worker(alert_id: str):
+        lam = Lambda()
+        ex = execution(lam, broker, max_trades_per_hour=0, max_open_positions=4)
+        return run(lam, alert_id, ex)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(worker, ids))
+
+    placed = [o for o in outcomes if o.status in ("accepted", "filled")]
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    assert len(placed) == 4
+    assert len(rejected) == 8
+    assert all("max open positions" in o.reason for o in rejected)
+    assert len(broker.get_positions()) == 4
+
+
+def test_a_crashed_lease_holder_blocks_the_account_only_until_its_lease_expires(aws):
+    lam = Lambda()
+    broker = make_broker("fake")
+    lam.state.acquire_account_lock("crashed-alert", NOW, timedelta(seconds=60))
+    alert_id = store_alert(lam, "01JLEASE000000000000000000")
+    ex = execution(lam, broker)
+    busy = dataclasses.replace(ex, lock_wait_s=0.2)
+
+    with pytest.raises(AlertFailed, match="held the account"):
+        run(lam, alert_id, busy)
+    later = process_alert(
+        alert_id, store=lam.alerts, now=NOW + timedelta(seconds=61), execution=busy, attempt=2
+    )
+
+    assert later.status in ("accepted", "filled")
+    assert order_count(broker) == 1
 
 
 def test_broker_500_then_success_places_one_order(broker_kind):

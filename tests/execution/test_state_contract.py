@@ -174,3 +174,19 @@ def test_journal_keeps_same_time_events_apart_by_sequence(store):
         ("gate", "close"),
         ("gate", "open"),
     ]
+
+
+def test_account_lock_has_one_holder_until_released_or_expired(make_store):
+    store = make_store()
+    ttl = timedelta(seconds=60)
+
+    assert store.acquire_account_lock("a", NOW, ttl)
+    assert store.acquire_account_lock("a", NOW, ttl)  # the holder renews
+    assert not store.acquire_account_lock("b", NOW + timedelta(seconds=59), ttl)
+    store.release_account_lock("b")  # not the holder: no effect
+    assert not store.acquire_account_lock("b", NOW, ttl)
+    store.release_account_lock("a")
+    assert store.acquire_account_lock("b", NOW, ttl)
+    assert store.acquire_account_lock("c", NOW + timedelta(seconds=61), ttl)  # b's lease expired
+    store.release_account_lock("b")  # b no longer holds it: c keeps it
+    assert not store.acquire_account_lock("d", NOW + timedelta(seconds=62), ttl)

@@ -347,3 +347,9 @@ class Account(BaseModel):
     buying_power: float
     pattern_day_trader: bool = False
     daytrade_count: int = 0
+    last_equity: float | None = None  # the broker's equity at the previous session's close
+
+    @property
+    def day_pl(self) -> float | None:
+        """Today's P/L as the broker sees it (fills we never saw included), when it says."""
+        return None if self.last_equity is None else self.equity - self.last_equity

@@ -389,6 +389,7 @@ class AlpacaBroker:
             buying_power=_dec(raw.buying_power) or 0.0,
             pattern_day_trader=bool(raw.pattern_day_trader),
             daytrade_count=int(raw.daytrade_count or 0),
+            last_equity=_dec(raw.last_equity),
         )
 
     # --- internals ----------------------------------------------------------------------

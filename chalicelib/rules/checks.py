@@ -205,7 +205,12 @@ class Cooldown:
 
 @dataclass(frozen=True)
 class DailyLossLimit:
-    """No new positions once today's realized + open unrealized P/L reaches −`max_loss_usd`."""
+    """No new positions once today's P/L reaches −`max_loss_usd`.
+
+    Today's P/L is the worse of two readings: realized P/L booked by the pipeline plus the
+    open positions' unrealized P/L, and the broker's own day P/L (equity − last equity), which
+    also counts exits that filled at the broker while nobody was looking (bracket stops).
+    """
 
     name: ClassVar[str] = "daily_loss_limit"
     max_loss_usd: float = 0.0
@@ -217,6 +222,9 @@ class DailyLossLimit:
         realized = state.realized_pl(day)
         unrealized = sum(p.unrealized_pl or 0.0 for p in proposal.positions)
         pl = realized + unrealized
+        broker_day_pl = proposal.account.day_pl
+        if broker_day_pl is not None:
+            pl = min(pl, broker_day_pl)
         if pl <= -self.max_loss_usd:
             return Verdict.deny(
                 f"daily loss limit: today's P/L is {pl:,.2f} USD (limit −{self.max_loss_usd:,.2f});"

@@ -259,11 +259,13 @@ class _Run:
                 found[leg] = order
         return found
 
-    def book_realized_pl(
-        self, intent: OrderIntent, order: Order, positions: list[Position]
-    ) -> None:
-        """Book a close's realized P/L for the daily loss limit, once per client_order_id."""
-        pl = _realized_pl(intent, order, positions)
+    def book_realized_pl(self, order: Order, positions: list[Position]) -> None:
+        """Book a closing fill's realized P/L for the daily loss limit, once per client_order_id.
+
+        `positions` are the ones held before the fill; an order that does not reduce one
+        books nothing.
+        """
+        pl = _realized_pl(order, positions)
         if pl is None:
             return
         try:
@@ -324,12 +326,15 @@ def _positions_before(
     return tuple(positions)
 
 
-def _realized_pl(intent: OrderIntent, order: Order, positions: list[Position]) -> float | None:
-    held = next((p for p in positions if p.symbol == intent.symbol), None)
+def _realized_pl(order: Order, positions: list[Position]) -> float | None:
+    held = next((p for p in positions if p.symbol == order.symbol), None)
     if held is None or order.filled_avg_price is None or not order.filled_qty:
         return None
-    sign = 1.0 if intent.side is Side.SELL else -1.0  # selling closes a long
-    return sign * (order.filled_avg_price - held.avg_entry_price) * order.filled_qty
+    if (held.qty > 0) != (order.side is Side.SELL):
+        return None  # adds to the position: nothing realized
+    qty = min(order.filled_qty, abs(held.qty))
+    sign = 1.0 if order.side is Side.SELL else -1.0  # selling closes a long
+    return sign * (order.filled_avg_price - held.avg_entry_price) * qty
 
 
 def process_alert(
@@ -389,9 +394,11 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     broker = ex.broker
     work_prices = getattr(broker, "on_price", None)
     if work_prices is not None and alert.price is not None:
+        held_before = broker.get_positions()
         for changed in work_prices(alert.symbol, alert.price, run.now):
             run.record_order(changed, placed=False)
             if changed.status is OrderStatus.FILLED:
+                run.book_realized_pl(changed, held_before)  # a stop or target that filled
                 run.notify(order_update(changed))
 
     done = run.placed_earlier() if resumed else {}
@@ -443,7 +450,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
             break
         run.record_order(order)
         if intent.closes_position:
-            run.book_realized_pl(intent, order, positions)
+            run.book_realized_pl(order, positions)
         run.notify(order_update(order, run.alert_id))
     reason = decision.reason + ("; " + "; ".join(notes) if notes else "")
     return _accepted(run, reason)

@@ -122,6 +122,21 @@ def test_daily_loss_limit_counts_realized_and_unrealized_pl():
     assert check(proposal(closes=True, positions=losing), state, OPEN_SESSION).allowed
 
 
+def test_daily_loss_limit_counts_the_brokers_day_pl_for_exits_it_filled_unseen():
+    state = InMemoryRiskState()  # nothing booked: a bracket stop filled at the broker
+    down = Account(equity=99_400, cash=99_400, buying_power=99_400, last_equity=100_000)
+    up = Account(equity=100_100, cash=100_100, buying_power=100_100, last_equity=100_000)
+    check = DailyLossLimit(max_loss_usd=500)
+
+    denied = check(proposal(account=down), state, OPEN_SESSION)
+
+    assert not denied.allowed
+    assert "-600.00" in denied.reason
+    assert check(proposal(account=up), state, OPEN_SESSION).allowed
+    state.add_realized_pl(date(2026, 12, 1), -700.0, key="fill-1")  # the worse reading wins
+    assert not check(proposal(account=up), state, OPEN_SESSION).allowed
+
+
 def test_max_open_positions_allows_adding_to_a_held_symbol():
     held = (
         Position(symbol="AAPL", qty=10, avg_entry_price=100),

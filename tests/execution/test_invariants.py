@@ -296,6 +296,23 @@ def test_daily_loss_limit_rejects_with_its_reason(broker_kind):
     assert lam.alerts.get(alert_id)["reason"].startswith("daily loss limit")
 
 
+def test_a_paper_stop_filled_by_a_later_price_counts_towards_the_daily_loss_limit(aws):
+    lam = Lambda()
+    broker = make_broker("paper")
+    limits = {"max_trades_per_hour": 0, "max_daily_loss_usd": 500.0}
+    entry = store_alert(lam, "01JSTOP0000000000000000001", quantity=100, stop_loss=95.0)
+    assert run(lam, entry, execution(lam, broker, **limits)).status in ("accepted", "filled")
+
+    # The next AAPL alert's price (90) runs through the working stop first: a 1,000 USD loss.
+    again = store_alert(lam, "01JSTOP0000000000000000002", quantity=100, price=90.0)
+    outcome = run(lam, again, execution(lam, broker, **limits))
+
+    assert outcome.status == "rejected"
+    assert "daily loss limit" in outcome.reason
+    assert lam.state.realized_pl(trading_date(NOW)) == pytest.approx(-1000.0)  # 100 × (90 − 100)
+    assert broker.get_positions() == []
+
+
 def test_kill_switch_rejects_with_its_reason(broker_kind):
     lam = Lambda()
     broker = make_broker(broker_kind)

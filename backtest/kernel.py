@@ -230,6 +230,25 @@ def _open_position(px, fp, ip, st, ist, i, raw, side, qty, sigbar):
 
 
 @njit(cache=True)
+def _open_decided(px, fp, ip, st, ist, i):
+    """Open what Python's sizing and gate decided for the pending entry (0 shares: denied)."""
+    qty = st[X_DECISION_QTY]
+    if qty > 0.0:
+        _open_position(
+            px,
+            fp,
+            ip,
+            st,
+            ist,
+            i,
+            st[X_EVENT_PRICE],
+            ist[I_EVENT_SIDE],
+            qty,
+            ist[I_EVENT_SIGNAL_BAR],
+        )
+
+
+@njit(cache=True)
 def _close_position(px, fp, ip, st, ist, trades, i, raw, reason, slips):
     side = ist[I_SIDE]
     qty = st[X_QTY]
@@ -346,20 +365,7 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
                     return EV_ENTRY
             phase = PH_INTRABAR
         if phase == PH_OPEN_DECIDED:
-            qty = st[X_DECISION_QTY]
-            if qty > 0.0:
-                _open_position(
-                    px,
-                    fp,
-                    ip,
-                    st,
-                    ist,
-                    i,
-                    st[X_EVENT_PRICE],
-                    ist[I_EVENT_SIDE],
-                    qty,
-                    ist[I_EVENT_SIGNAL_BAR],
-                )
+            _open_decided(px, fp, ip, st, ist, i)
             phase = PH_INTRABAR
         if phase == PH_INTRABAR:
             if ist[I_SIDE] != 0:
@@ -378,20 +384,7 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
                     return EV_ENTRY
             phase = PH_AFTER_CLOSE
         if phase == PH_CLOSE_DECIDED:
-            qty = st[X_DECISION_QTY]
-            if qty > 0.0:
-                _open_position(
-                    px,
-                    fp,
-                    ip,
-                    st,
-                    ist,
-                    i,
-                    st[X_EVENT_PRICE],
-                    ist[I_EVENT_SIDE],
-                    qty,
-                    ist[I_EVENT_SIGNAL_BAR],
-                )
+            _open_decided(px, fp, ip, st, ist, i)
             phase = PH_AFTER_CLOSE
         # after the close: session exit, trailing ratchet, marks, next-open signal
         c = px[CLOSE, i]

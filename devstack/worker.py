@@ -115,6 +115,7 @@ class Every(threading.Thread):
 def main() -> int:
     """The worker process of the local stack: the queue consumer, the sweeper and the
     notification tap, configured from the environment the stack hands it."""
+    import os
     import signal
     import sys
 
@@ -144,7 +145,10 @@ def main() -> int:
     for thread in threads:
         thread.start()
     print("worker ready", file=sys.stderr, flush=True)
-    stopping.wait()
+    parent = os.getppid()
+    while not stopping.wait(1.0):
+        if os.getppid() != parent:  # the stack was killed without stopping us
+            break
     for thread in threads:
         thread.stop()
     for thread in threads:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -128,9 +129,10 @@ def account_lease(run: _Run) -> Iterator[None]:
     advanced by the time waited.
     """
     ex, started = run.ex, time.monotonic()
+    holder = f"{run.alert_id}#{uuid.uuid4().hex[:12]}"  # per run: duplicate deliveries queue too
     delay = 0.02
     while not ex.state.acquire_account_lock(
-        run.alert_id, run.now + timedelta(seconds=time.monotonic() - started), ex.lock_ttl
+        holder, run.now + timedelta(seconds=time.monotonic() - started), ex.lock_ttl
     ):
         if time.monotonic() - started > ex.lock_wait_s:
             raise AccountBusy(f"another alert held the account for over {ex.lock_wait_s:g} s")
@@ -140,7 +142,7 @@ def account_lease(run: _Run) -> Iterator[None]:
         yield
     finally:
         try:
-            ex.state.release_account_lock(run.alert_id)
+            ex.state.release_account_lock(holder)
         except Exception:  # the lease expires by itself after lock_ttl
             log.warning("could not release the account lease for %s", run.alert_id, exc_info=True)
 

@@ -297,7 +297,7 @@ def decide_orders(
         time_in_force=rules.time_in_force,
         stop_loss=stop_loss,
         take_profit=take_profit,
-        reference_price=entry,
+        reference_price=alert.price or entry,  # the market when decided; a limit rests below it
         **_entry_prices(alert),
     )
     direction = "long" if side is Side.BUY else "short"

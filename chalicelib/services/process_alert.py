@@ -53,6 +53,7 @@ from chalicelib.ports import (
     Notifier,
     TradeRecords,
 )
+from chalicelib.rules.exposure import with_working_entries
 from chalicelib.rules.gate import Gate, GateResult, Proposal, RiskLimits
 from chalicelib.rules.market_calendar import trading_date
 from chalicelib.rules.orders import (
@@ -320,7 +321,7 @@ class _Run:
 
 
 def _positions_before(
-    intent: OrderIntent, positions: list[Position], closing: bool
+    intent: OrderIntent, positions: tuple[Position, ...], closing: bool
 ) -> tuple[Position, ...]:
     """The positions the gate sees for `intent`: without the symbol when a close precedes it."""
     if closing:
@@ -409,6 +410,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
 
     account: Account = broker.get_account()
     positions: list[Position] = broker.get_positions()
+    exposure = with_working_entries(positions, broker.list_orders(status="open"))
     decision = decide_orders(
         alert, run.alert_id, account=account, positions=positions, rules=ex.rules
     )
@@ -427,7 +429,7 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
             run.record_order(done[leg])
             continue
         proposal = Proposal(
-            intent, account, _positions_before(intent, positions, closing and leg == "open")
+            intent, account, _positions_before(intent, exposure, closing and leg == "open")
         )
         result: GateResult = ex.gate.admit(proposal, ex.state, run.now)
         verdicts[leg] = result.as_records()

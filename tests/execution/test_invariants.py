@@ -206,6 +206,22 @@ def test_parallel_opens_in_distinct_symbols_never_exceed_max_open_positions(brok
     assert len(broker.get_positions()) == 4
 
 
+def test_resting_limit_entries_count_towards_max_open_positions_before_they_fill(aws):
+    lam = Lambda()
+    broker = make_broker("paper")
+    limits = {"max_trades_per_hour": 0, "max_open_positions": 2}
+    outcomes = []
+    for i, symbol in enumerate(["AAA", "BBB", "CCC"]):
+        alert_id = store_alert(
+            lam, f"01JREST{i:019d}", ticker=symbol, order_type="limit", limit_price=95.0
+        )
+        outcomes.append(run(lam, alert_id, execution(lam, broker, **limits)))
+
+    assert [o.status for o in outcomes] == ["accepted", "accepted", "rejected"]
+    assert "max open positions" in outcomes[2].reason
+    assert broker.get_positions() == []  # nothing has filled: the limit counted working orders
+
+
 def test_a_crashed_lease_holder_blocks_the_account_only_until_its_lease_expires(aws):
     lam = Lambda()
     broker = make_broker("fake")

@@ -684,46 +684,29 @@ def _new_records(intent: OrderIntent, now: datetime) -> list[_Record]:
         stop_price=intent.stop_price,
         submitted_at=now,
     )
-    legs: list[_Record] = []
     exit_side = _opposite(intent.side)
+
+    def leg(suffix: str, role: str, kind: OrderType, limit: float | None, stop: float | None):
+        order = entry.model_copy(
+            update={
+                "broker_order_id": str(uuid.uuid4()),
+                "client_order_id": cid + suffix,
+                "side": exit_side,
+                "order_type": kind,
+                "status": OrderStatus.PENDING,
+                "limit_price": limit,
+                "stop_price": stop,
+            }
+        )
+        return _Record(order=order, role=role, parent=cid, created_at=stamp)
+
+    legs: list[_Record] = []
     if intent.take_profit is not None:
         legs.append(
-            _Record(
-                order=entry.model_copy(
-                    update={
-                        "broker_order_id": str(uuid.uuid4()),
-                        "client_order_id": cid + TAKE_PROFIT_SUFFIX,
-                        "side": exit_side,
-                        "order_type": OrderType.LIMIT,
-                        "status": OrderStatus.PENDING,
-                        "limit_price": intent.take_profit,
-                        "stop_price": None,
-                    }
-                ),
-                role="take_profit",
-                parent=cid,
-                created_at=stamp,
-            )
+            leg(TAKE_PROFIT_SUFFIX, "take_profit", OrderType.LIMIT, intent.take_profit, None)
         )
     if intent.stop_loss is not None:
-        legs.append(
-            _Record(
-                order=entry.model_copy(
-                    update={
-                        "broker_order_id": str(uuid.uuid4()),
-                        "client_order_id": cid + STOP_LOSS_SUFFIX,
-                        "side": exit_side,
-                        "order_type": OrderType.STOP,
-                        "status": OrderStatus.PENDING,
-                        "limit_price": None,
-                        "stop_price": intent.stop_loss,
-                    }
-                ),
-                role="stop_loss",
-                parent=cid,
-                created_at=stamp,
-            )
-        )
+        legs.append(leg(STOP_LOSS_SUFFIX, "stop_loss", OrderType.STOP, None, intent.stop_loss))
     head = _Record(
         order=entry,
         legs=tuple(leg.cid for leg in legs),

@@ -49,3 +49,23 @@ def queued_alert_ids(queue_url: str) -> list[str]:
         if not messages:
             return ids
         ids += [json.loads(m["Body"])["alert_id"] for m in messages]
+
+
+def sqs_event(*bodies: str) -> dict:
+    """An SQS event in Lambda's shape, one record per body (messageId m0, m1, ...)."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flowtrader-test-alerts",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tests.conftest import API_TOKEN
-from tests.ingress.helpers import alert_body, post
+from tests.ingress.helpers import alert_body, post, sqs_event
 
 
 def _bearer(token: str = API_TOKEN) -> dict[str, str]:
@@ -50,32 +50,13 @@ def test_health_is_503_when_a_component_is_missing(client, monkeypatch):
     assert {c["component"]: c["ready"] for c in report["components"]}["state_table"] is False
 
 
-def _sqs_event(*bodies: str) -> dict:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flowtrader-test-alerts",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
 def test_worker_records_an_outcome_and_reports_only_bad_records(client):
     from app import process_alerts
     from chalicelib import bootstrap
 
     alert_id = json.loads(post(client, alert_body()).body)["alert_id"]
 
-    result = process_alerts(_sqs_event(json.dumps({"alert_id": alert_id}), "not json"), None)
+    result = process_alerts(sqs_event(json.dumps({"alert_id": alert_id}), "not json"), None)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     record = bootstrap.container().alert_store.get(alert_id)
@@ -90,9 +71,9 @@ def test_redelivered_message_is_processed_once(client):
     alert_id = json.loads(post(client, alert_body()).body)["alert_id"]
     message = json.dumps({"alert_id": alert_id})
 
-    process_alerts(_sqs_event(message), None)
+    process_alerts(sqs_event(message), None)
     first = bootstrap.container().alert_store.get(alert_id)
-    again = process_alerts(_sqs_event(message), None)
+    again = process_alerts(sqs_event(message), None)
     second = bootstrap.container().alert_store.get(alert_id)
 
     assert again == {"batchItemFailures": []}

@@ -6,7 +6,7 @@ import json
 import logging
 
 from tests.conftest import API_TOKEN, PASSPHRASE
-from tests.ingress.helpers import alert_body, post
+from tests.ingress.helpers import alert_body, post, sqs_event
 
 
 def test_passphrase_and_token_never_reach_logs_responses_or_storage(client, caplog):
@@ -27,18 +27,7 @@ def test_passphrase_and_token_never_reach_logs_responses_or_storage(client, capl
         client.http.get(f"/api/alerts/{alert_id}", headers={"Authorization": f"Bearer {API_TOKEN}"})
     )
     responses.append(client.http.get("/api/health"))
-    record = {
-        "messageId": "m0",
-        "receiptHandle": "r0",
-        "body": json.dumps({"alert_id": alert_id}),
-        "attributes": {},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "awsRegion": "us-east-1",
-    }
-    process_alerts({"Records": [record]}, None)
+    process_alerts(sqs_event(json.dumps({"alert_id": alert_id})), None)
     stored = json.dumps(bootstrap.container().alert_store.get(alert_id))
     journal = json.dumps(bootstrap.container().state_store.journal(alert_id))
 

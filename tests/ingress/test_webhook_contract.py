@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.ingress.helpers import alert_body, post, queued_alert_ids, stored_items
+from tests.ingress.helpers import alert_body, post, queued_alert_ids, sqs_event, stored_items
 
 
 def _alerts_table() -> str:
@@ -43,24 +43,7 @@ def test_worker_takes_the_alert_out_of_the_sweep_and_an_untaken_one_is_swept_onc
     lost = json.loads(post(client, alert_body(order_id="lost")).body)["alert_id"]
     messages = queued_alert_ids(_queue_url())  # the message for `lost` goes missing here
     assert sorted(messages) == sorted([taken, lost])
-    process_alerts(
-        {
-            "Records": [
-                {
-                    "messageId": "m0",
-                    "receiptHandle": "r0",
-                    "body": json.dumps({"alert_id": taken}),
-                    "attributes": {},
-                    "messageAttributes": {},
-                    "md5OfBody": "",
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                    "awsRegion": "us-east-1",
-                }
-            ]
-        },
-        None,
-    )
+    process_alerts(sqs_event(json.dumps({"alert_id": taken})), None)
 
     c = bootstrap.container()
     later = utc_now() + timedelta(minutes=1)

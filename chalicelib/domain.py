@@ -60,6 +60,8 @@ class AlertStatus(StrEnum):
     REJECTED = "rejected"  # a rule or check said no; reason says which
     FAILED = "failed"  # something broke; reason says what
     FILLED = "filled"
+    PARTIALLY_FILLED = "partially_filled"  # a reversal closed, but its open was denied
+    IGNORED = "ignored"  # nothing to do (e.g. an exit that finds the account already flat)
 
 
 class DayType(StrEnum):
@@ -90,6 +92,11 @@ class Alert(BaseModel):
     action: Action
     market_position: MarketPosition | None = None
     prev_market_position: MarketPosition | None = None
+    # Strategy sizes ({{strategy.market_position_size}}, {{strategy.position_size}},
+    # {{strategy.prev_market_position_size}}): where the strategy is, not what it trades.
+    market_position_size: float | None = None
+    position_size: float | None = None  # signed: negative when short
+    prev_market_position_size: float | None = None
     price: float | None = None
     quantity: float | None = None
     order_type: OrderType = OrderType.MARKET
@@ -145,6 +152,17 @@ class Alert(BaseModel):
         if info.field_name == "volume" and value == 0:
             return value
         return _finite_positive(info.field_name, value)
+
+    @field_validator("market_position_size", "prev_market_position_size", "position_size")
+    @classmethod
+    def _strategy_size(cls, value: float | None, info: Any) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            raise ValueError(f"{info.field_name} must be a finite number")
+        if info.field_name != "position_size" and value < 0:
+            raise ValueError(f"{info.field_name} must be 0 or more (the side is market_position)")
+        return value
 
     @field_validator("trail_percent", "stop_loss_pct", "take_profit_pct")
     @classmethod
@@ -277,6 +295,9 @@ class OrderIntent(BaseModel):
     take_profit: float | None = None
     reference_price: float | None = None  # the price the decision was made at
     closes_position: bool = False
+    # An exit-only order that protects a held position (e.g. the remainder after a partial
+    # exit): OCO when both stop_loss and take_profit are given, else a plain stop or limit.
+    protects_position: bool = False
 
 
 class OrderStatus(StrEnum):

@@ -96,6 +96,15 @@ class Broker(Protocol):
 
     def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]: ...
 
+    def working_exits(self, symbol: str) -> list[Order]:
+        """The working orders that protect or close the position in `symbol`: bracket/OTO
+        legs of filled entries, OCO pairs and plain stop/limit exits, flat (no nesting).
+
+        The service cancels these before a close and re-protects a remainder from them, so
+        a partial exit never leaves shares without the stop they had.
+        """
+        ...
+
     def get_positions(self) -> list[Position]: ...
 
     def get_account(self) -> Account: ...

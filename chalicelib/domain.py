@@ -192,6 +192,13 @@ class Alert(BaseModel):
             raise ValueError(
                 "a trailing_stop order needs exactly one of trail_percent, trail_price"
             )
+        if self.position_size is not None and self.market_position is not None:
+            sign = {MarketPosition.LONG: 1, MarketPosition.SHORT: -1}.get(self.market_position, 0)
+            if (self.position_size > 0) - (self.position_size < 0) != sign:
+                raise ValueError(
+                    f"position_size {self.position_size:g} disagrees with "
+                    f"market_position {self.market_position.value}"
+                )
         reference = self.limit_price or self.price
         side = self.entry_side
         if reference is not None and side is not None:

@@ -4,17 +4,26 @@
 the current position in the symbol and the account, and returns a `Decision` whose intents
 are placed in order (the close of a reverse first). It never talks to a broker.
 
-What the alert means:
+**Strategy alerts are target positions.** An alert with `market_position` says where the
+TradingView strategy now is (`strategy_target`): the orders placed are *target − the
+broker's position*, split into a close and an open. So a flip sent as `sell`, short,
+`{{strategy.order.contracts}}` 20 after long 10 ends short 10, not 20, and a redelivered
+alert finds its target reached and does nothing.
 
 | alert | held | decision |
 |---|---|---|
-| `market_position` long (buy→long) | flat / short | open long / reverse |
-| `market_position` short (sell→short) | flat / long | open short / reverse |
-| `market_position` flat | long or short | close it all |
-| `market_position` same side as held, opposite action | held | partial close of `quantity` |
-| `buy` / `short` (no market_position) | flat / opposite | open / reverse |
-| `sell` / `cover` / `exit` (no market_position) | long / short / any | close it |
-| open on the side already held | held | nothing (no pyramiding) |
+| strategy: long/short N | flat | open N |
+| strategy: long/short N | opposite side | reverse: close all, open N |
+| strategy: same side, N < held | held | partial close of held − N; the rest stays protected |
+| strategy: same side, N = held | held | ignore (already there) |
+| strategy: same side, N > held | held | nothing (no pyramiding) |
+| strategy: flat | any / flat | close it all / ignore (already flat) |
+| `buy` / `short` (indicator) | flat / opposite | open / reverse |
+| `sell` / `cover` / `exit` (indicator) | long / short / any | close it; ignore when flat |
+| `buy` / `short` on the side already held | held | nothing (no pyramiding) |
+
+With `use_alert_quantity` off, opens are sized by our rules and a strategy's partial exit
+closes the same share of our position.
 
 Protection: the alert's `stop_loss`/`take_profit`, else its `*_pct`, else the default — an
 ATR multiple when an ATR is given and configured, otherwise a percent of the entry.
@@ -48,7 +57,8 @@ class DecisionKind(StrEnum):
     OPEN = "open"
     CLOSE = "close"
     REVERSE = "reverse"  # close, then open the other side
-    NOTHING = "nothing"  # the alert asks for nothing this account can do; reason says why
+    NOTHING = "nothing"  # the alert asks for something this account will not do; reason says why
+    IGNORE = "ignore"  # the account is already where the alert wants it (e.g. already flat)
 
 
 @dataclass(frozen=True)
@@ -106,34 +116,55 @@ def _held_qty(symbol: str, positions: Iterable[Position]) -> float:
     return sum(p.qty for p in positions if p.symbol == symbol)
 
 
-def _target(alert: Alert, held: float) -> tuple[MarketPosition | None, bool]:
-    """(side the alert wants to hold, whether it is a partial close of the held side)."""
-    if alert.market_position is not None:
-        wanted = alert.market_position
-        held_side = (
-            MarketPosition.LONG
-            if held > 0
-            else MarketPosition.SHORT
-            if held < 0
-            else MarketPosition.FLAT
-        )
-        reducing = (wanted is MarketPosition.LONG and alert.action is Action.SELL) or (
-            wanted is MarketPosition.SHORT and alert.action is Action.BUY
-        )
-        return wanted, wanted is held_side and wanted is not MarketPosition.FLAT and reducing
-    opening = {Action.BUY: MarketPosition.LONG, Action.SHORT: MarketPosition.SHORT}
-    if alert.action in opening:
-        return opening[alert.action], False
-    return MarketPosition.FLAT, False  # sell / cover / exit: close what they name
+def _sign(side: MarketPosition) -> float:
+    return {MarketPosition.LONG: 1.0, MarketPosition.SHORT: -1.0}.get(side, 0.0)
 
 
-def _closes_held(alert: Alert, held: float) -> bool:
-    """Whether a plain close action names the held side (sell closes longs, cover shorts)."""
-    if alert.action is Action.SELL:
-        return held > 0
-    if alert.action is Action.COVER:
-        return held < 0
-    return held != 0
+def _side_of(qty: float) -> MarketPosition:
+    return (
+        MarketPosition.LONG if qty > 0 else MarketPosition.SHORT if qty < 0 else MarketPosition.FLAT
+    )
+
+
+def strategy_target(alert: Alert, held: float) -> float | None:
+    """The signed position a TradingView *strategy* alert says the strategy now holds.
+
+    None for indicator alerts (no `market_position`), and for a strategy alert that sends
+    no size at all (then only its side is known). TradingView's placeholders
+    (https://www.tradingview.com/support/solutions/43000531021):
+
+    - `{{strategy.position_size}}`: the current position, signed (negative when short);
+    - `{{strategy.market_position_size}}`: the same as an absolute value;
+    - `{{strategy.order.contracts}}`: the size of the order that fired, which on a flip is
+      the whole reversal (close the old side *and* open the new one), so the new side is
+      contracts minus `{{strategy.prev_market_position_size}}` — or, when that is not sent,
+      minus the position held (`held`, signed, from the broker).
+    """
+    wanted = alert.market_position
+    if wanted is None:
+        return None
+    if wanted is MarketPosition.FLAT:
+        return 0.0
+    sign = _sign(wanted)
+    if alert.position_size is not None:
+        return alert.position_size
+    if alert.market_position_size is not None:
+        return sign * alert.market_position_size
+    contracts = alert.quantity
+    if contracts is None:
+        return None
+    prev = alert.prev_market_position
+    if prev is None:
+        prev = _side_of(held)
+    prev_size = alert.prev_market_position_size
+    if prev_size is None:
+        prev_size = abs(held) if _side_of(held) is prev else 0.0
+    if prev is MarketPosition.FLAT:
+        return sign * contracts
+    if prev is not wanted:  # a flip: contracts = old side closed + new side opened
+        return sign * max(contracts - prev_size, 0.0)
+    adds = (alert.action is Action.BUY) == (wanted is MarketPosition.LONG)
+    return sign * (prev_size + contracts if adds else max(prev_size - contracts, 0.0))
 
 
 def _protective(
@@ -169,14 +200,19 @@ def _size(
     account: Account,
     rules: OrderRules,
     freed_buying_power: float,
+    qty: float | None = None,
 ) -> int:
+    """Shares to open: `qty` when given (a strategy's target), else the alert's quantity
+    (when used), else by the sizing rules; always capped by notional and buying power."""
     cap = rules.max_position_notional_usd or None
     buying_power = account.buying_power + freed_buying_power
-    if rules.use_alert_quantity and alert.quantity is not None:
+    if qty is None and rules.use_alert_quantity and alert.quantity is not None:
+        qty = alert.quantity
+    if qty is not None:
         return position_size(
             SizingMode.FIXED_QTY,
             entry_price=entry,
-            qty=alert.quantity,
+            qty=qty,
             max_position_notional_usd=cap,
             buying_power=buying_power,
         )
@@ -212,99 +248,204 @@ def decide_orders(
     positions: Iterable[Position],
     rules: OrderRules,
     atr: float | None = None,
+    protection: Protection | None = None,
 ) -> Decision:
     """What to place for `alert`, given the account and its current positions.
 
-    `atr` (USD per share) enables ATR-multiple default stops/targets when configured.
+    Strategy alerts (with `market_position`) state where the strategy now is: the orders
+    move the broker's position to that target. Indicator alerts name an action.
+    `atr` (USD per share) enables ATR-multiple default stops/targets when configured;
+    `protection` is the stop/target working on the held position, re-placed for whatever a
+    partial close leaves.
     """
-    symbol = alert.symbol
-    held = _held_qty(symbol, positions)
-    wanted, partial = _target(alert, held)
+    plan = _Plan(alert, alert_id, _held_qty(alert.symbol, positions), account, rules, atr)
+    if alert.market_position is not None:
+        return plan.toward_target(protection)
+    return plan.by_action()
 
-    close: OrderIntent | None = None
-    if held and (
-        partial
-        or (wanted is MarketPosition.FLAT and _closes_held(alert, held))
-        or (wanted is MarketPosition.LONG and held < 0)
-        or (wanted is MarketPosition.SHORT and held > 0)
-    ):
-        close_qty = abs(held)
-        if partial:
-            if alert.quantity is None:
-                return Decision(
-                    DecisionKind.NOTHING,
-                    (),
-                    f"partial exit of {symbol} without a quantity; send quantity",
-                )
-            close_qty = min(alert.quantity, abs(held))
-        close = OrderIntent(
-            client_order_id=client_order_id(alert_id, "close"),
-            alert_id=alert_id,
-            symbol=symbol,
-            side=Side.SELL if held > 0 else Side.BUY,
-            qty=close_qty,
+
+@dataclass(frozen=True)
+class Protection:
+    """The protective exits working on a held position (USD prices); None where absent."""
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.stop_loss is not None or self.take_profit is not None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One alert against one held quantity (signed): the decision table, spelled out."""
+
+    alert: Alert
+    alert_id: str
+    held: float
+    account: Account
+    rules: OrderRules
+    atr: float | None
+
+    @property
+    def symbol(self) -> str:
+        return self.alert.symbol
+
+    def _nothing(self, reason: str) -> Decision:
+        return Decision(DecisionKind.NOTHING, (), reason)
+
+    def _ignore(self, reason: str) -> Decision:
+        return Decision(DecisionKind.IGNORE, (), reason)
+
+    def _holding(self) -> str:
+        return f"{_side_of(self.held).value} {abs(self.held):g} {self.symbol}"
+
+    # --- strategy alerts: a target position ----------------------------------------------
+
+    def toward_target(self, protection: Protection | None) -> Decision:
+        alert, held = self.alert, self.held
+        wanted = alert.market_position
+        assert wanted is not None
+        target = strategy_target(alert, held)
+        if wanted is MarketPosition.FLAT:
+            if not held:
+                return self._ignore(f"already flat in {self.symbol}")
+            return self._close(abs(held), "close", protection=None)
+        if _side_of(held) is wanted:
+            return self._same_side(target, protection)
+        if target is not None and target == 0:  # e.g. a flip of exactly the old size
+            if not held:
+                return self._ignore(f"already flat in {self.symbol}")
+            return self._close(abs(held), "close", protection=None)
+        qty = abs(target) if target is not None and self.rules.use_alert_quantity else None
+        return self._open(Side.BUY if wanted is MarketPosition.LONG else Side.SELL, qty)
+
+    def _same_side(self, target: float | None, protection: Protection | None) -> Decision:
+        held = self.held
+        if target is None:
+            return self._ignore(f"already {self._holding()}; the alert sends no size")
+        keep = abs(target)
+        if not self.rules.use_alert_quantity:
+            keep = self._kept_share(keep) * abs(held)
+        if keep > abs(held):
+            return self._nothing(
+                f"already {self._holding()}; adding to a position is off "
+                f"(the strategy holds {keep:g})"
+            )
+        if keep == abs(held):
+            return self._ignore(f"already {self._holding()} (the strategy's position)")
+        return self._close(abs(held) - keep, "partial close", protection=protection)
+
+    def _kept_share(self, now_size: float) -> float:
+        """The share of the strategy's position it kept, for accounts sized by our rules."""
+        alert = self.alert
+        before = alert.prev_market_position_size
+        if before is None and alert.quantity is not None:
+            before = now_size + alert.quantity
+        if not before:
+            return 1.0
+        return min(now_size / before, 1.0)
+
+    # --- indicator alerts: an action ------------------------------------------------------
+
+    def by_action(self) -> Decision:
+        action, held = self.alert.action, self.held
+        if action in (Action.BUY, Action.SHORT):
+            side = Side.BUY if action is Action.BUY else Side.SELL
+            if held and (held > 0) == (side is Side.BUY):
+                return self._nothing(f"already {self._holding()}; adding to a position is off")
+            return self._open(side, None)
+        names = {Action.SELL: MarketPosition.LONG, Action.COVER: MarketPosition.SHORT}
+        named = names.get(action)
+        if not held:
+            hint = "; to open a short send action=short" if action is Action.SELL else ""
+            return self._ignore(f"already flat in {self.symbol}{hint}")
+        if named is not None and _side_of(held) is not named:
+            return self._ignore(
+                f"{action.value} {self.symbol}: no {named.value} position to close "
+                f"(holding {self._holding()})"
+            )
+        return self._close(abs(held), "close", protection=None)
+
+    # --- the orders -----------------------------------------------------------------------
+
+    def _close_intent(self, qty: float) -> OrderIntent:
+        return OrderIntent(
+            client_order_id=client_order_id(self.alert_id, "close"),
+            alert_id=self.alert_id,
+            symbol=self.symbol,
+            side=Side.SELL if self.held > 0 else Side.BUY,
+            qty=qty,
             order_type=OrderType.MARKET,
-            time_in_force=rules.time_in_force,
-            reference_price=alert.price,
+            time_in_force=self.rules.time_in_force,
+            reference_price=self.alert.price,
             closes_position=True,
         )
-    if partial or wanted is MarketPosition.FLAT:
-        if close is None:
-            named = {Action.SELL: "long ", Action.COVER: "short "}.get(alert.action, "")
-            hint = "; send action=short to open a short" if alert.action is Action.SELL else ""
-            return Decision(
-                DecisionKind.NOTHING,
-                (),
-                f"{alert.action.value} {symbol}: no {named}position to close{hint}",
-            )
-        what = "partial close" if partial else "close"
-        return Decision(DecisionKind.CLOSE, (close,), f"{what} {close.qty:g} {symbol}")
 
-    side = Side.BUY if wanted is MarketPosition.LONG else Side.SELL
-    if close is None and held and (held > 0) == (side is Side.BUY):
-        return Decision(
-            DecisionKind.NOTHING,
-            (),
-            f"already {wanted.value} {abs(held):g} {symbol}; adding to a position is off",
+    def _close(self, qty: float, what: str, protection: Protection | None) -> Decision:
+        close = self._close_intent(qty)
+        intents: tuple[OrderIntent, ...] = (close,)
+        remainder = abs(self.held) - qty
+        reason = f"{what} {qty:g} {self.symbol}"
+        if remainder > 0 and protection:
+            protect = OrderIntent(
+                client_order_id=client_order_id(self.alert_id, "protect"),
+                alert_id=self.alert_id,
+                symbol=self.symbol,
+                side=close.side,
+                qty=remainder,
+                order_type=OrderType.LIMIT if protection.take_profit else OrderType.STOP,
+                time_in_force=self.rules.time_in_force,
+                limit_price=protection.take_profit,
+                stop_price=protection.stop_loss,
+                stop_loss=protection.stop_loss,
+                take_profit=protection.take_profit,
+                reference_price=self.alert.price,
+                protects_position=True,
+            )
+            intents += (protect,)
+            reason += f", {remainder:g} left protected"
+        return Decision(DecisionKind.CLOSE, intents, reason)
+
+    def _open(self, side: Side, qty: float | None) -> Decision:
+        """Open `side` (after closing the held opposite side): `qty` shares, or sized."""
+        alert, held, rules = self.alert, self.held, self.rules
+        symbol = self.symbol
+        entry = alert.limit_price or alert.stop_price or alert.price
+        if entry is None:
+            return self._nothing(
+                f'cannot size {symbol}: the alert has no price; add "price": {{{{close}}}}'
+            )
+        stop_loss, take_profit = _protective(alert, side, entry, rules, self.atr)
+        freed = abs(held) * entry if held else 0.0
+        try:
+            size = _size(alert, entry, stop_loss, self.account, rules, freed, qty)
+        except SizingError as exc:
+            return self._nothing(f"cannot size {symbol}: {exc}")
+        if size <= 0:
+            return self._nothing(
+                f"size for {symbol} is 0 shares at {entry:g} "
+                f"(equity {self.account.equity:,.2f}, "
+                f"buying power {self.account.buying_power:,.2f})"
+            )
+        opening = OrderIntent(
+            client_order_id=client_order_id(self.alert_id, "open"),
+            alert_id=self.alert_id,
+            symbol=symbol,
+            side=side,
+            qty=size,
+            order_type=alert.order_type,
+            time_in_force=rules.time_in_force,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reference_price=alert.price or entry,  # the market when decided; a limit rests below
+            **_entry_prices(alert),
         )
-    entry = alert.limit_price or alert.stop_price or alert.price
-    if entry is None:
-        return Decision(
-            DecisionKind.NOTHING,
-            (),
-            f'cannot size {symbol}: the alert has no price; add "price": {{{{close}}}}',
-        )
-    stop_loss, take_profit = _protective(alert, side, entry, rules, atr)
-    freed = abs(held) * entry if close is not None else 0.0
-    try:
-        qty = _size(alert, entry, stop_loss, account, rules, freed)
-    except SizingError as exc:
-        return Decision(DecisionKind.NOTHING, (), f"cannot size {symbol}: {exc}")
-    if qty <= 0:
-        return Decision(
-            DecisionKind.NOTHING,
-            (),
-            f"size for {symbol} is 0 shares at {entry:g} "
-            f"(equity {account.equity:,.2f}, buying power {account.buying_power:,.2f})",
-        )
-    opening = OrderIntent(
-        client_order_id=client_order_id(alert_id, "open"),
-        alert_id=alert_id,
-        symbol=symbol,
-        side=side,
-        qty=qty,
-        order_type=alert.order_type,
-        time_in_force=rules.time_in_force,
-        stop_loss=stop_loss,
-        take_profit=take_profit,
-        reference_price=alert.price or entry,  # the market when decided; a limit rests below it
-        **_entry_prices(alert),
-    )
-    direction = "long" if side is Side.BUY else "short"
-    if close is not None:
-        return Decision(
-            DecisionKind.REVERSE,
-            (close, opening),
-            f"reverse {symbol}: close {close.qty:g}, open {direction} {qty}",
-        )
-    return Decision(DecisionKind.OPEN, (opening,), f"open {direction} {qty} {symbol}")
+        direction = "long" if side is Side.BUY else "short"
+        if held:
+            close = self._close_intent(abs(held))
+            return Decision(
+                DecisionKind.REVERSE,
+                (close, opening),
+                f"reverse {symbol}: close {close.qty:g}, open {direction} {size}",
+            )
+        return Decision(DecisionKind.OPEN, (opening,), f"open {direction} {size} {symbol}")

@@ -105,8 +105,9 @@ def test_zero_size_is_a_recorded_nothing_not_an_order():
 
 
 def test_strategy_buy_to_long_while_short_reverses_close_first():
+    # {{strategy.order.contracts}} of a flip is the whole reversal: 7 to cover + 3 to open.
     short = (Position(symbol="AAPL", qty=-7, avg_entry_price=110),)
-    d = decide(alert(action="buy", market_position="long", quantity=3), positions=short)
+    d = decide(alert(action="buy", market_position="long", quantity=10), positions=short)
     assert d.kind is DecisionKind.REVERSE
     close, opening = d.intents
     assert close.closes_position
@@ -133,12 +134,15 @@ def test_strategy_sell_while_staying_long_is_a_partial_close_of_the_quantity():
 def test_plain_sell_closes_a_long_and_does_nothing_when_flat():
     assert decide(alert(action="sell"), positions=long_()).kind is DecisionKind.CLOSE
     flat = decide(alert(action="sell"))
-    assert flat.kind is DecisionKind.NOTHING
-    assert "no long position" in flat.reason
+    assert flat.kind is DecisionKind.IGNORE
+    assert "already flat" in flat.reason
+    assert "action=short" in flat.reason
 
 
 def test_cover_does_not_close_a_long():
-    assert decide(alert(action="cover"), positions=long_()).kind is DecisionKind.NOTHING
+    d = decide(alert(action="cover"), positions=long_())
+    assert d.kind is DecisionKind.IGNORE
+    assert "no short position" in d.reason
 
 
 def test_exit_closes_a_short():

@@ -332,20 +332,27 @@ class DynamoStateStore:
         ]
 
     def replace_positions(self, positions: list[Position], at: datetime) -> None:
-        current = {p.symbol for p in positions if p.qty}
-        for item in self._query_all("position"):
-            if item["sk"]["S"] not in current:
-                self._call("delete_item", Key={"pk": item["pk"], "sk": item["sk"]})
-        for position in positions:
-            if not position.qty:
+        """Make the snapshot equal `positions`, writing only what changed.
+
+        One query reads the stored snapshot; a position whose document is unchanged is not
+        written again (its ``as_of`` stays the time it last changed), a changed or new one is
+        put, a symbol no longer held is deleted. A call after an alert that moved nothing
+        writes nothing, however many positions are held.
+        """
+        wanted = {p.symbol: p.model_dump_json() for p in positions if p.qty}
+        stored = {it["sk"]["S"]: it["doc"]["S"] for it in self._query_all("position")}
+        for symbol in stored.keys() - wanted.keys():
+            self._call("delete_item", Key={"pk": {"S": "position"}, "sk": {"S": symbol}})
+        for symbol, doc in wanted.items():
+            if stored.get(symbol) == doc:
                 continue
             self._call(
                 "put_item",
                 Item={
                     "pk": {"S": "position"},
-                    "sk": {"S": position.symbol},
+                    "sk": {"S": symbol},
                     "as_of": {"S": at.isoformat()},
-                    "doc": {"S": position.model_dump_json()},
+                    "doc": {"S": doc},
                 },
             )
 

@@ -87,10 +87,10 @@ def test_paper_book_accounting_balances_after_any_fills(fills, mark):
     """Equity = starting cash + realized P/L + unrealized P/L, whatever was traded."""
     from decimal import Decimal
 
-    from chalicelib.adapters.paper_broker import _Book, apply_fill
+    from chalicelib.adapters.paper_broker import Book, apply_fill
 
     start = Decimal(100_000)
-    book = _Book(cash=start)
+    book = Book(cash=start)
     for side, qty, price in fills:
         book = apply_fill(book, "AAPL", side, Decimal(qty), price)
     qty, avg = book.positions.get("AAPL", (Decimal(0), Decimal(0)))

@@ -39,10 +39,8 @@ def alert_signal(alert: Alert) -> Signal:
         return Signal.LONG
     if mp is MarketPosition.SHORT:
         return Signal.SHORT
-    if mp is MarketPosition.FLAT:
-        return {Action.SELL: Signal.EXIT_LONG, Action.COVER: Signal.EXIT_SHORT}.get(
-            alert.action, Signal.FLAT
-        )
+    if mp is MarketPosition.FLAT:  # a target of zero: whatever is held is closed
+        return Signal.FLAT
     return {
         Action.BUY: Signal.LONG,
         Action.SHORT: Signal.SHORT,

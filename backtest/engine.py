@@ -24,7 +24,7 @@ from backtest import kernel as k
 from backtest.config import Config
 from backtest.costs import commission_params, slippage_params
 from backtest.data import Bars
-from chalicelib.domain import Account, OrderIntent, Side
+from chalicelib.domain import Account, MarketPosition, OrderIntent, Position, Side
 from chalicelib.rules import market_calendar
 from chalicelib.rules.checks import (
     Check,
@@ -45,6 +45,8 @@ from chalicelib.rules.prices import round_to_tick
 from chalicelib.rules.risk_state import InMemoryRiskState
 from chalicelib.rules.sizing import SizingError, SizingMode, position_size
 from chalicelib.rules.strategies import compute_signals
+
+LONG, SHORT = MarketPosition.LONG, MarketPosition.SHORT
 
 CHUNK_BARS = 250_000
 
@@ -119,6 +121,7 @@ class EntryDecider:
         self.alerts = alerts or {}
         self.denials: Counter = Counter()
         self.proposed = 0
+        self._last_entry: tuple[str, float] = ("", 0.0)  # symbol, signed qty last opened
         self.booked = 0
         self.cap = self.sizing["max_position_notional_usd"] or None
         self.round_levels = config["exits"]["round_to_tick"]
@@ -199,6 +202,26 @@ class EntryDecider:
         if not np.isnan(target) and target > 0:
             px[k.SIG_TARGET, signal_bar] = round_to_tick(target, "up" if side > 0 else "down")
 
+    def _reversed_from(self, alert: Any, price: float) -> tuple[Position, ...]:
+        """The position a strategy alert's flip reverses, as the live path would hold it.
+
+        The kernel reverses whatever it holds and asks only for the new side's size; for a
+        flip (`prev_market_position` opposite), TradingView's `{{strategy.order.contracts}}`
+        is old side + new side, so the decision must see the old side: the strategy's
+        `prev_market_position_size` when sent, else the size this replay last opened.
+        """
+        wanted, before = alert.market_position, alert.prev_market_position
+        if wanted is None or before is None or {wanted, before} != {LONG, SHORT}:
+            return ()
+        sign = 1.0 if before is LONG else -1.0
+        size = alert.prev_market_position_size
+        if size is None:
+            symbol, last = self._last_entry
+            size = abs(last) if symbol == alert.symbol and last * sign > 0 else 0.0
+        if not size:
+            return ()
+        return (Position(symbol=alert.symbol, qty=sign * size, avg_entry_price=price),)
+
     def _from_alert(
         self, alert: Any, signal_bar: int, equity: float, px: np.ndarray
     ) -> OrderIntent | None:
@@ -212,13 +235,14 @@ class EntryDecider:
             alert,
             claim,
             account=account,
-            positions=(),
+            positions=self._reversed_from(alert, float(px[k.CLOSE, signal_bar])),
             rules=self.order_rules,
             atr=None if np.isnan(atr_value) else float(atr_value),
         )
         intent = decision.open_intent
         if intent is None:
             return None
+        self._last_entry = (alert.symbol, intent.qty if intent.side is Side.BUY else -intent.qty)
         stop = intent.stop_loss if intent.stop_loss is not None else np.nan
         target = intent.take_profit if intent.take_profit is not None else np.nan
         px[k.SIG_STOP, signal_bar] = stop

@@ -8,6 +8,7 @@ the broker boundary.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
@@ -78,6 +79,58 @@ def _finite_positive(name: str, value: float | None) -> float | None:
     return value
 
 
+# Sane magnitudes for what an alert may carry. Prices (USD) are tick-able: the smallest tick is
+# $0.0001 (under $1); the dearest US share trades well under $10M. Quantities are shares:
+# Alpaca's fractional shares go to 1e-9.
+MIN_PRICE_USD = 0.0001
+MAX_PRICE_USD = 10_000_000.0
+MIN_QTY = 1e-9
+MAX_QTY = 10_000_000.0
+MAX_VOLUME = 1e18
+# An alert's times must be representable in UTC and plausible; freshness is the webhook's
+# check (rules/alert_age.py), which needs the clock.
+EARLIEST_ALERT_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_ALERT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+# A `{{...}}` TradingView did not replace: a variable that does not exist for this alert (e.g.
+# `{{strategy.order.action}}` on an indicator alert) is sent as typed.
+PLACEHOLDER = re.compile(r"\{\{[^{}]{0,80}\}\}")
+# What a TradingView ticker can look like at all (tradeability is rules/instruments.py's call).
+_TICKER_SHAPE = re.compile(r"(?:[A-Z0-9][A-Z0-9_]{0,23}:)?[A-Z0-9][A-Z0-9._!-]{0,23}")
+_PRICE_FIELDS = ("price", "limit_price", "stop_price", "trail_price", "stop_loss", "take_profit")
+_PERCENT_FIELDS = ("trail_percent", "stop_loss_pct", "take_profit_pct")
+_NUMBER_FIELDS = (*_PRICE_FIELDS, *_PERCENT_FIELDS, "quantity", "volume")
+
+
+def unfilled_placeholder(value: Any) -> str | None:
+    """The first unfilled `{{placeholder}}` in a string, else None."""
+    if isinstance(value, str):
+        match = PLACEHOLDER.search(value)
+        return match.group(0) if match else None
+    return None
+
+
+def placeholder_message(placeholder: str) -> str:
+    return (
+        f"holds the unfilled TradingView placeholder {placeholder}: TradingView sends a "
+        "variable it cannot fill for this alert as typed; fix the alert's message"
+    )
+
+
+def _placeholder_fields(value: Any, path: str) -> list[tuple[str, str]]:
+    """(field path, placeholder) for every unfilled placeholder in value, nested included."""
+    found = []
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{i}", v) for i, v in enumerate(item))
+        elif (placeholder := unfilled_placeholder(item)) is not None:
+            found.append((where, placeholder))
+    return sorted(found)
+
+
 class Alert(BaseModel):
     """A validated TradingView alert.
 
@@ -108,7 +161,8 @@ class Alert(BaseModel):
     take_profit: float | None = None
     stop_loss_pct: float | None = None
     take_profit_pct: float | None = None
-    time: datetime | None = None
+    time: datetime | None = None  # {{time}}: the bar's open time
+    timenow: datetime | None = None  # {{timenow}}: when the alert fired
     interval: str | None = Field(default=None, max_length=16)
     strategy: str | None = Field(default=None, max_length=128)
     order_id: str | None = Field(default=None, max_length=128)
@@ -129,29 +183,60 @@ class Alert(BaseModel):
             return value or None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unfilled_placeholders(cls, data: Any) -> Any:
+        """Any field, unknown and nested ones included: an unfilled `{{placeholder}}` means the
+        alert's message does not fit the alert, so nothing in it can be trusted."""
+        if isinstance(data, dict):
+            found = _placeholder_fields(data, "")
+            if found:
+                field, placeholder = found[0]
+                raise ValueError(f"{field} {placeholder_message(placeholder)}")
+        return data
+
     @field_validator("ticker")
     @classmethod
     def _ticker_shape(cls, value: str) -> str:
-        symbol = value.rsplit(":", 1)[-1]
-        if not symbol or any(ch.isspace() for ch in value):
-            raise ValueError("ticker must look like SYMBOL or EXCHANGE:SYMBOL")
+        # ASCII first: str.upper() maps some non-ASCII letters onto ASCII ones ("ı" -> "I").
+        if not value.isascii() or not _TICKER_SHAPE.fullmatch(value.upper()):
+            raise ValueError(
+                "ticker must look like SYMBOL or EXCHANGE:SYMBOL "
+                "(ASCII letters, digits and . _ ! - only; e.g. NASDAQ:AAPL)"
+            )
         return value.upper()
 
-    @field_validator(
-        "price",
-        "quantity",
-        "limit_price",
-        "stop_price",
-        "trail_price",
-        "stop_loss",
-        "take_profit",
-        "volume",
-    )
+    @field_validator(*_NUMBER_FIELDS, mode="before")
     @classmethod
-    def _positive(cls, value: float | None, info: Any) -> float | None:
-        if info.field_name == "volume" and value == 0:
-            return value
-        return _finite_positive(info.field_name, value)
+    def _a_number_not_a_bool(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, bool):  # pydantic would read true as 1.0
+            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
+        return value
+
+    @field_validator(*_PRICE_FIELDS)
+    @classmethod
+    def _price_bounds(cls, value: float | None, info: Any) -> float | None:
+        value = _finite_positive(info.field_name, value)
+        if value is not None and not MIN_PRICE_USD <= value <= MAX_PRICE_USD:
+            raise ValueError(
+                f"{info.field_name} must be between {MIN_PRICE_USD} and {MAX_PRICE_USD:,.0f} USD"
+            )
+        return value
+
+    @field_validator("quantity")
+    @classmethod
+    def _quantity_bounds(cls, value: float | None) -> float | None:
+        value = _finite_positive("quantity", value)
+        if value is not None and not MIN_QTY <= value <= MAX_QTY:
+            raise ValueError(f"quantity must be between {MIN_QTY:g} and {MAX_QTY:,.0f} shares")
+        return value
+
+    @field_validator("volume")
+    @classmethod
+    def _volume_bounds(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_VOLUME):
+            raise ValueError(f"volume must be a number from 0 to {MAX_VOLUME:g}")
+        return value
 
     @field_validator("market_position_size", "prev_market_position_size", "position_size")
     @classmethod
@@ -171,12 +256,21 @@ class Alert(BaseModel):
             raise ValueError(f"{info.field_name} must be between 0 and 100 (exclusive)")
         return value
 
-    @field_validator("time")
+    @field_validator("time", "timenow")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
+    def _utc(cls, value: datetime | None, info: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+            utc = None
+        if utc is None or not EARLIEST_ALERT_TIME <= utc < LATEST_ALERT_TIME:
+            raise ValueError(
+                f"{info.field_name} must be a time between {EARLIEST_ALERT_TIME.year} and "
+                f"{LATEST_ALERT_TIME.year} (ISO 8601, as TradingView's {{{{{info.field_name}}}}})"
+            )
+        return utc
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -381,3 +475,42 @@ class Account(BaseModel):
     def day_pl(self) -> float | None:
         """Today's P/L as the broker sees it (fills we never saw included), when it says."""
         return None if self.last_equity is None else self.equity - self.last_equity
+
+
+class ExitReason(StrEnum):
+    """Why a position (or part of it) was closed."""
+
+    SIGNAL = "signal"  # an alert closed it
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    OUTSIDE = "outside"  # an order flowtrader did not place (manual, another app)
+
+
+class ClosedTrade(BaseModel):
+    """A closing fill and what it realized, against the position's average entry (USD).
+
+    `side` is the side of the position that was closed; `qty` the shares closed by this
+    fill (a partial exit is a trade of its own). `key` identifies the fill, so it is booked
+    once whoever sees it first (the worker or `sync_portfolio`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    symbol: str
+    side: MarketPosition
+    qty: float
+    entry_price: float
+    exit_price: float
+    pnl_usd: float
+    exit_reason: ExitReason
+    exit_time: datetime
+    client_order_id: str = ""
+    alert_id: str | None = None
+
+    @property
+    def pnl_pct(self) -> float:
+        """P/L as a percent of the entry notional (2.0 = 2 %)."""
+        basis = self.entry_price * self.qty
+        return 100.0 * self.pnl_usd / basis if basis else 0.0

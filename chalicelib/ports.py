@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.domain import Account, Alert, Order, OrderIntent, Position
+from chalicelib.domain import Account, Alert, ClosedTrade, Order, OrderIntent, Position
 
 
 class StorageUnavailable(Exception):
@@ -179,6 +179,26 @@ class TradeRecords(Protocol):
         ...
 
     def positions(self) -> list[Position]: ...
+
+    def record_trade(self, trade: ClosedTrade) -> bool:
+        """Store a closed trade once (by `trade.key`); False when it was already stored."""
+        ...
+
+    def trades(self, start: date, end: date) -> list[ClosedTrade]:
+        """Closed trades that exited on trading days `start`..`end`, oldest first."""
+        ...
+
+    def booked_fills(self) -> tuple[tuple[str, ...], int]:
+        """The fill keys already booked by sync_portfolio (bounded, newest last), a version."""
+        ...
+
+    def save_booked_fills(self, keys: tuple[str, ...], version: int) -> bool:
+        """Replace the booked keys; False when another sync saved since `version`."""
+        ...
+
+    def save_account(self, account: Account, at: datetime) -> None: ...
+
+    def account_snapshot(self) -> tuple[Account, datetime] | None: ...
 
 
 class Notifier(Protocol):

@@ -7,10 +7,11 @@ The DynamoDB store's twin for unit tests and single-process runs; the contract s
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain import Order, Position
+from chalicelib.domain import Account, ClosedTrade, Order, Position
+from chalicelib.rules.market_calendar import trading_date
 from chalicelib.rules.risk_state import InMemoryRiskState
 
 
@@ -21,6 +22,10 @@ class InMemoryStateStore(InMemoryRiskState):
         self._orders: dict[str, dict[str, Any]] = {}
         self._positions: dict[str, Position] = {}
         self._account_lock: tuple[str, datetime] | None = None
+        self._trades: dict[str, ClosedTrade] = {}
+        self._booked: tuple[str, ...] = ()
+        self._booked_version = 0
+        self._account: tuple[Account, datetime] | None = None
 
     def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:
         with self._lock:
@@ -66,3 +71,32 @@ class InMemoryStateStore(InMemoryRiskState):
 
     def positions(self) -> list[Position]:
         return sorted(self._positions.values(), key=lambda p: p.symbol)
+
+    # --- portfolio sync: closed trades, the fills already booked, the account -------------
+
+    def record_trade(self, trade: ClosedTrade) -> bool:
+        with self._lock:
+            if trade.key in self._trades:
+                return False
+            self._trades[trade.key] = trade
+            return True
+
+    def trades(self, start: date, end: date) -> list[ClosedTrade]:
+        chosen = [t for t in self._trades.values() if start <= trading_date(t.exit_time) <= end]
+        return sorted(chosen, key=lambda t: (t.exit_time, t.key))
+
+    def booked_fills(self) -> tuple[tuple[str, ...], int]:
+        return self._booked, self._booked_version
+
+    def save_booked_fills(self, keys: tuple[str, ...], version: int) -> bool:
+        with self._lock:
+            if version != self._booked_version:
+                return False
+            self._booked, self._booked_version = keys, version + 1
+            return True
+
+    def save_account(self, account: Account, at: datetime) -> None:
+        self._account = (account, at)
+
+    def account_snapshot(self) -> tuple[Account, datetime] | None:
+        return self._account

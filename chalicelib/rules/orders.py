@@ -42,6 +42,7 @@ from chalicelib.domain import (
     Action,
     Alert,
     MarketPosition,
+    Order,
     OrderIntent,
     OrderType,
     Position,
@@ -275,6 +276,55 @@ class Protection:
         return self.stop_loss is not None or self.take_profit is not None
 
 
+def protection_of(exits: Iterable[Order]) -> Protection:
+    """The stop and target that the working exit orders of one position give it.
+
+    A trailing stop counts with its current stop price. With several stops the one nearest
+    the market is the one that fires first; that is the one a remainder keeps.
+    """
+    stops = [
+        o.stop_price
+        for o in exits
+        if o.order_type in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+        and o.stop_price is not None
+    ]
+    targets = [o.limit_price for o in exits if o.order_type is OrderType.LIMIT and o.limit_price]
+    exits = list(exits)
+    selling = bool(exits) and exits[0].side is Side.SELL  # exits of a long sell
+    stop = (max(stops) if selling else min(stops)) if stops else None
+    target = (min(targets) if selling else max(targets)) if targets else None
+    return Protection(stop_loss=stop, take_profit=target)
+
+
+def protective_exit(
+    alert_id: str,
+    symbol: str,
+    held: float,
+    protection: Protection,
+    *,
+    rules: OrderRules,
+    reference_price: float | None = None,
+    leg: str = "protect",
+) -> OrderIntent:
+    """The exit-only order that gives `held` shares (signed) the stop/target they had:
+    an OCO with both, else a plain stop or limit (brokers map `protects_position`)."""
+    return OrderIntent(
+        client_order_id=client_order_id(alert_id, leg),
+        alert_id=alert_id,
+        symbol=symbol,
+        side=Side.SELL if held > 0 else Side.BUY,
+        qty=abs(held),
+        order_type=OrderType.LIMIT if protection.take_profit else OrderType.STOP,
+        time_in_force=rules.time_in_force,
+        limit_price=protection.take_profit,
+        stop_price=protection.stop_loss,
+        stop_loss=protection.stop_loss,
+        take_profit=protection.take_profit,
+        reference_price=reference_price,
+        protects_position=True,
+    )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """One alert against one held quantity (signed): the decision table, spelled out."""
@@ -387,22 +437,16 @@ class _Plan:
         remainder = abs(self.held) - qty
         reason = f"{what} {qty:g} {self.symbol}"
         if remainder > 0 and protection:
-            protect = OrderIntent(
-                client_order_id=client_order_id(self.alert_id, "protect"),
-                alert_id=self.alert_id,
-                symbol=self.symbol,
-                side=close.side,
-                qty=remainder,
-                order_type=OrderType.LIMIT if protection.take_profit else OrderType.STOP,
-                time_in_force=self.rules.time_in_force,
-                limit_price=protection.take_profit,
-                stop_price=protection.stop_loss,
-                stop_loss=protection.stop_loss,
-                take_profit=protection.take_profit,
-                reference_price=self.alert.price,
-                protects_position=True,
+            intents += (
+                protective_exit(
+                    self.alert_id,
+                    self.symbol,
+                    self.held - (qty if self.held > 0 else -qty),
+                    protection,
+                    rules=self.rules,
+                    reference_price=self.alert.price,
+                ),
             )
-            intents += (protect,)
             reason += f", {remainder:g} left protected"
         return Decision(DecisionKind.CLOSE, intents, reason)
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from chalicelib.domain import Order, OrderStatus, OrderType
+from chalicelib.domain import ClosedTrade, ExitReason, Order, OrderStatus, OrderType
 from chalicelib.ports import Notifier
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,78 @@ def order_update(order: Order, alert_id: str | None = None) -> Notice:
     if order.status is OrderStatus.FILLED:
         return order_filled(order, alert_id)
     return order_placed(order, alert_id)
+
+
+_EXIT_NAMES = {
+    ExitReason.STOP_LOSS: "Stop-loss hit",
+    ExitReason.TAKE_PROFIT: "Target hit",
+    ExitReason.TRAILING_STOP: "Trailing stop hit",
+    ExitReason.SIGNAL: "Closed",
+    ExitReason.OUTSIDE: "Closed outside flowtrader",
+}
+
+
+def _usd(amount: float) -> str:
+    sign = "−" if amount < 0 else "+"
+    return f"{sign}${abs(amount):,.2f}"
+
+
+def _pct(percent: float) -> str:
+    sign = "−" if percent < 0 else "+"
+    return f"{sign}{abs(percent):.1f} %"
+
+
+def trade_result(trade: ClosedTrade) -> str:
+    """`Stop-loss hit AAPL: −$31.20 (−1.6 %)`: the exit named, with what it realized."""
+    name = _EXIT_NAMES[trade.exit_reason]
+    return f"{name} {trade.symbol}: {_usd(trade.pnl_usd)} ({_pct(trade.pnl_pct)})"
+
+
+def position_closed(
+    trade: ClosedTrade, order: Order | None = None, *, remaining: float = 0.0
+) -> Notice:
+    """A close or an exit leg filled: name the exit, its P/L, and what is left."""
+    what = "long" if trade.side.value == "long" else "short"
+    text = f"{trade_result(trade)} · {what} {_qty(trade.qty)} @ {_px(trade.exit_price)}"
+    if remaining:
+        text += f", {_qty(remaining)} left"
+    detail = [
+        f"entry {_px(trade.entry_price)} → exit {_px(trade.exit_price)}, {_qty(trade.qty)} shares",
+        _detail(trade.alert_id, order),
+    ]
+    return Notice(
+        "closed",
+        _subject(trade_result(trade)),
+        sms_text(text),
+        "\n".join(x for x in detail if x),
+    )
+
+
+def reversal_not_opened(
+    trade: ClosedTrade | None, close: Order, opened_side: str, reason: str, alert_id: str
+) -> Notice:
+    """The close of a reverse filled but its open was denied: say the account is flat."""
+    held = "long" if close.side.value == "sell" else "short"
+    price = _px(close.filled_avg_price) if close.filled_avg_price is not None else "market"
+    text = f"Closed {held} {_qty(close.filled_qty or close.qty)} {close.symbol} @ {price}"
+    if trade is not None:
+        text += f" ({_usd(trade.pnl_usd)})"
+    text += f", {opened_side} not opened: {reason}"
+    return Notice(
+        "partially_filled",
+        _subject(f"{close.symbol} closed, {opened_side} not opened"),
+        sms_text(text),
+        "\n".join(x for x in (text, _detail(alert_id, close)) if x),
+    )
+
+
+def position_drift(symbol: str, expected: float, actual: float) -> Notice:
+    """The broker's position differs from what flowtrader's own fills explain."""
+    text = (
+        f"Drift {symbol}: broker holds {_qty(actual)}, flowtrader expected {_qty(expected)} "
+        "(changed outside flowtrader; nothing was done)"
+    )
+    return Notice("drift", _subject(f"drift {symbol}"), sms_text(text), text)
 
 
 def order_rejected(symbol: str, reason: str, alert_id: str | None = None) -> Notice:

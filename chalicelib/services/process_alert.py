@@ -1,35 +1,36 @@
 """The queue worker's use case: one queued alert → decision → gate → broker → recorded outcome.
 
-The order of the steps is the money-safety argument (DESIGN.md invariants 1–5):
+The order of the steps is the money-safety argument (DESIGN.md invariants 1–7):
 
 1. **Claim**: only an alert still `stored|queued|received|failed` is processed; a terminal
-   one (`accepted|rejected|filled`) is left alone, so a redelivery does nothing.
-2. **Recover**: when an earlier attempt got past the claim (`received`/`failed`), the broker
+   one is left alone, so a redelivery does nothing.
+2. **Market** (paper broker): the alert's price works the resting orders first, so a stop
+   the market already went through fills before the alert is decided; any fill is synced
+   (`sync_portfolio`: trades booked, snapshot refreshed, the exit announced with its P/L).
+3. **Recover**: when an earlier attempt got past the claim (`received`/`failed`), the broker
    is asked for this alert's deterministic client_order_ids first; an order it already has is
    recorded, never placed again (a crash between the broker call and the record).
-3. **Decide** (pure rules) from the broker's account and positions and the alert's price,
-   holding the account lease (`AccountLock`) through steps 3–5, so two workers never decide
-   on the same positions and every limit holds under concurrency.
-4. **Gate**: every check's verdict is journaled; the cooldown slot is claimed atomically in
-   the state table, so concurrent Lambdas never exceed the limit. A denial is `rejected`
-   with every failing check's reason.
-5. **Place** with the deterministic client_order_id. `BrokerUnavailable` → look the id up,
-   retry with the same id; still unknown → `failed` (the message is redelivered by SQS and
-   dead-lettered after 5 receives; the last attempt notifies). `BrokerRejected` → the slot
-   is released and the alert is `rejected` with the broker's reason.
-6. **Record** the outcome on the alert (details: decision, verdicts, orders) and in the
-   journal; refresh the positions snapshot; **notify** — a failing notifier is logged and
-   never blocks or repeats an order.
+4. **Decide** (pure rules) from the broker's account, positions, working orders and the
+   stop/target protecting the symbol, holding the account lease through steps 4–7, so two
+   workers never decide on the same positions and every limit holds under concurrency.
+   Strategy alerts are target positions: an alert whose target is already reached is
+   `ignored` (informational, no "Rejected" notification).
+5. **Gate**: every check's verdict is journaled; the cooldown slot is claimed atomically.
+   A denied close, or a denied open with nothing placed, is `rejected`; a reverse whose
+   close filled but whose open was denied is `partially_filled`, and the trader is told they
+   are flat, not reversed.
+6. **Place** with the deterministic client_order_id. Before a close, the working exits are
+   journaled (`protection`) and canceled; a partial close re-protects the remainder with the
+   same stop/target (`…-protect`), and a close the broker refuses re-places them
+   (`…-restore`), so shares are never left without the stop they had. `BrokerUnavailable` →
+   `failed` and redelivered; the next attempt re-protects from the journaled protection.
+7. **Record**: orders and outcome on the alert and in the journal; `sync_portfolio` books
+   what filled; **notify** — a failing notifier is logged and never blocks an order.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,11 +39,11 @@ from chalicelib.domain import (
     Account,
     Alert,
     AlertStatus,
+    ClosedTrade,
     Order,
     OrderIntent,
     OrderStatus,
     Position,
-    Side,
 )
 from chalicelib.ports import (
     AccountLock,
@@ -55,27 +56,36 @@ from chalicelib.ports import (
 )
 from chalicelib.rules.exposure import with_working_entries
 from chalicelib.rules.gate import Gate, GateResult, Proposal, RiskLimits
-from chalicelib.rules.market_calendar import trading_date
 from chalicelib.rules.orders import (
+    Decision,
     DecisionKind,
     OrderRules,
+    Protection,
     client_order_id,
     decide_orders,
+    protection_of,
+    protective_exit,
 )
 from chalicelib.rules.risk_state import RiskState
 from chalicelib.rules.sizing import SizingMode
+from chalicelib.services.account_lease import AccountBusy, account_lease
 from chalicelib.services.notify import (
     Notice,
     order_error,
     order_rejected,
     order_update,
+    position_closed,
+    reversal_not_opened,
     send,
 )
+from chalicelib.services.sync_portfolio import SyncReport, sync_portfolio
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
+
+__all__ = ["AccountBusy", "AlertFailed", "Execution", "Outcome", "process_alert"]
 
 CLAIMABLE = (
     AlertStatus.STORED.value,
@@ -85,6 +95,8 @@ CLAIMABLE = (
 )
 RESUMED = (AlertStatus.RECEIVED.value, AlertStatus.FAILED.value)
 MAX_RECEIVES = 5  # the queue's redrive maxReceiveCount (infra/template.yaml)
+LEGS = ("close", "open", "protect", "restore")  # this alert's client order id suffixes
+WORKING = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 
 
 class StateStore(RiskState, TradeRecords, AccountLock, Protocol):
@@ -116,36 +128,6 @@ class Outcome:
 
 class AlertFailed(Exception):
     """Processing failed after the outcome was recorded; raised so SQS redelivers it."""
-
-
-class AccountBusy(Exception):
-    """Another alert held the account lease for longer than `lock_wait_s`."""
-
-
-@contextmanager
-def account_lease(run: _Run) -> Iterator[None]:
-    """Hold the account lease (AccountLock) while reading the account, gating and placing.
-
-    Waits with capped, jittered backoff; the holder's expiry is judged on this run's clock
-    advanced by the time waited.
-    """
-    ex, started = run.ex, time.monotonic()
-    holder = f"{run.alert_id}#{uuid.uuid4().hex[:12]}"  # per run: duplicate deliveries queue too
-    delay = 0.02
-    while not ex.state.acquire_account_lock(
-        holder, run.now + timedelta(seconds=time.monotonic() - started), ex.lock_ttl
-    ):
-        if time.monotonic() - started > ex.lock_wait_s:
-            raise AccountBusy(f"another alert held the account for over {ex.lock_wait_s:g} s")
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.5)
-    try:
-        yield
-    finally:
-        try:
-            ex.state.release_account_lock(holder)
-        except Exception:  # the lease expires by itself after lock_ttl
-            log.warning("could not release the account lease for %s", run.alert_id, exc_info=True)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -189,10 +171,20 @@ def _order_record(order: Order) -> dict[str, Any]:
         "filled_qty": order.filled_qty,
         "filled_avg_price": order.filled_avg_price,
         "legs": [
-            {"client_order_id": leg.client_order_id, "status": leg.status.value}
+            {
+                "client_order_id": leg.client_order_id,
+                "type": leg.order_type.value,
+                "status": leg.status.value,
+                "stop_price": leg.stop_price,
+                "limit_price": leg.limit_price,
+            }
             for leg in order.legs
         ],
     }
+
+
+def _leg(intent: OrderIntent) -> str:
+    return intent.client_order_id.rsplit("-", 1)[-1]
 
 
 class _Run:
@@ -241,40 +233,37 @@ class _Run:
         """Tell the trader; `send` logs a failing channel and never raises."""
         send(self.ex.notifier, notice)
 
-    def record_order(self, order: Order, *, placed: bool = True) -> None:
-        """Record an order; `placed=False` for earlier orders this alert's price moved."""
-        if placed:
-            self.orders.append(order)
+    def record_order(self, order: Order) -> None:
+        self.orders.append(order)
         try:
             self.ex.state.record_order(self.alert_id, order, self.now)
         except Exception:
             log.warning("order record failed for %s", order.client_order_id, exc_info=True)
         self.journal("order", _order_record(order))
 
+    def sync(self, *, quiet: tuple[str, ...] = ()) -> SyncReport:
+        """Book what filled and refresh the snapshot; the lease is already held."""
+        try:
+            report = sync_portfolio(
+                self.ex.broker, self.ex.state, self.now, notifier=self.ex.notifier, quiet=quiet
+            )
+        except Exception:  # the order stands; the scheduled sync books it within a minute
+            log.warning("portfolio sync failed after alert %s", self.alert_id, exc_info=True)
+            return SyncReport()
+        if report.trades or report.drift:
+            self.journal("sync", report.as_record())
+        return report
+
     # --- broker ----------------------------------------------------------------------
 
     def placed_earlier(self) -> dict[str, Order]:
-        """This alert's orders the broker already has, by leg ("close", "open")."""
+        """This alert's orders the broker already has, by leg ("close", "open", ...)."""
         found = {}
-        for leg in ("close", "open"):
+        for leg in LEGS:
             order = self.lookup(client_order_id(self.alert_id, leg))
             if order is not None:
                 found[leg] = order
         return found
-
-    def book_realized_pl(self, order: Order, positions: list[Position]) -> None:
-        """Book a closing fill's realized P/L for the daily loss limit, once per client_order_id.
-
-        `positions` are the ones held before the fill; an order that does not reduce one
-        books nothing.
-        """
-        pl = _realized_pl(order, positions)
-        if pl is None:
-            return
-        try:
-            self.ex.state.add_realized_pl(trading_date(self.now), pl, key=order.client_order_id)
-        except Exception:  # the order stands; sync_portfolio can book it later
-            log.warning("could not book P/L of %s", order.client_order_id, exc_info=True)
 
     def lookup(self, client_id: str) -> Order | None:
         try:
@@ -296,28 +285,59 @@ class _Run:
                     return found
         raise BrokerUnavailable(str(last) or "broker unavailable")
 
-    def cancel_working_orders(self, symbol: str) -> None:
-        """Free shares held by working exits (bracket legs) before closing the position.
-
-        All recent orders, not only "open" ones: a filled entry's legs are still working.
-        """
-        try:
-            open_orders = self.ex.broker.list_orders(status="all")
-        except BrokerUnavailable:
+    def work_market(self, alert: Alert) -> None:
+        """Tell a simulated broker the alert's price, and sync whatever that filled."""
+        work_prices = getattr(self.ex.broker, "on_price", None)
+        if work_prices is None or alert.price is None:
             return
-        working = (
-            OrderStatus.NEW,
-            OrderStatus.ACCEPTED,
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.PENDING,
-        )
-        for order in open_orders:
-            for o in (order, *order.legs):
-                if o.symbol == symbol and o.status in working:
-                    try:
-                        self.ex.broker.cancel_order(o.broker_order_id)
-                    except (BrokerRejected, BrokerUnavailable) as exc:
-                        log.info("cancel %s before close: %s", o.client_order_id, exc)
+        changed = work_prices(alert.symbol, alert.price, self.now)
+        if changed:
+            self.journal(
+                "market", {"price": alert.price, "orders": [_order_record(o) for o in changed]}
+            )
+            self.sync()
+
+    def protection(self, exits: list[Order], resumed: bool) -> Protection:
+        """The stop/target on the symbol: its working exits, else (on a retry, after this
+        alert already canceled them) what the journal says they were."""
+        found = protection_of(exits)
+        if found or not resumed:
+            return found
+        for event in reversed(self.ex.state.journal(self.alert_id)):
+            if event["event"] == "protection":
+                data = event["data"]
+                return Protection(data.get("stop_loss"), data.get("take_profit"))
+        return found
+
+    def clear_exits(self, symbol: str, to_cancel: list[Order], protection: Protection) -> None:
+        """Free the shares the working exits hold before a close, journaling them first so a
+        retry can re-protect whatever the close leaves."""
+        if protection:
+            self.journal(
+                "protection",
+                {"stop_loss": protection.stop_loss, "take_profit": protection.take_profit},
+            )
+        for order in to_cancel:
+            try:
+                self.ex.broker.cancel_order(order.broker_order_id)
+            except (BrokerRejected, BrokerUnavailable) as exc:
+                log.info("cancel %s before close of %s: %s", order.client_order_id, symbol, exc)
+
+    def protect(self, intent: OrderIntent) -> Order | None:
+        """Place a protective exit; a failure is journaled and notified, never raised:
+        the close it follows has happened and must be recorded."""
+        try:
+            order = self.place(intent)
+        except (BrokerRejected, BrokerUnavailable) as exc:
+            reason = f"could not protect {intent.qty:g} {intent.symbol}: {exc}"
+            log.error("%s (alert %s)", reason, self.alert_id)
+            self.journal(
+                "unprotected", {"symbol": intent.symbol, "qty": intent.qty, "error": str(exc)}
+            )
+            self.notify(order_error(reason, self.alert_id, intent.symbol))
+            return None
+        self.record_order(order)
+        return order
 
 
 def _positions_before(
@@ -327,17 +347,6 @@ def _positions_before(
     if closing:
         return tuple(p for p in positions if p.symbol != intent.symbol)
     return tuple(positions)
-
-
-def _realized_pl(order: Order, positions: list[Position]) -> float | None:
-    held = next((p for p in positions if p.symbol == order.symbol), None)
-    if held is None or order.filled_avg_price is None or not order.filled_qty:
-        return None
-    if (held.qty > 0) != (order.side is Side.SELL):
-        return None  # adds to the position: nothing realized
-    qty = min(order.filled_qty, abs(held.qty))
-    sign = 1.0 if order.side is Side.SELL else -1.0  # selling closes a long
-    return sign * (order.filled_avg_price - held.avg_entry_price) * qty
 
 
 def process_alert(
@@ -367,8 +376,9 @@ def process_alert(
         return Outcome(alert_id, latest["status"], latest["reason"], skipped=True)
     run = _Run(alert_id, store, execution, now, attempt)
     symbol = str(record["alert"].get("ticker", "")).rsplit(":", 1)[-1] or None
+    ex = execution
     try:
-        with account_lease(run):
+        with account_lease(ex.state, alert_id, now, wait_s=ex.lock_wait_s, ttl=ex.lock_ttl):
             return _execute(run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED)
     except BrokerUnavailable as exc:
         final = attempt >= MAX_RECEIVES
@@ -392,55 +402,105 @@ def process_alert(
         raise AlertFailed(reason) from exc
 
 
+@dataclass
+class _Book:
+    """What the broker holds for the alert's symbol, read once under the lease."""
+
+    account: Account
+    positions: list[Position]
+    exposure: tuple[Position, ...]
+    working: list[Order]  # open top-level orders of the symbol (entries still resting)
+    exits: list[Order]  # working exits protecting the symbol's position
+
+    @property
+    def to_cancel_for_close(self) -> list[Order]:
+        seen: dict[str, Order] = {}
+        for order in (*self.exits, *self.working):
+            if order.status in WORKING:
+                seen.setdefault(order.broker_order_id, order)
+        return list(seen.values())
+
+
+def _read_book(broker: Broker, symbol: str) -> _Book:
+    positions = broker.get_positions()
+    open_orders = broker.list_orders(status="open")
+    return _Book(
+        account=broker.get_account(),
+        positions=positions,
+        exposure=with_working_entries(positions, open_orders),
+        working=[o for o in open_orders if o.symbol == symbol],
+        exits=broker.working_exits(symbol),
+    )
+
+
 def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     ex = run.ex
-    broker = ex.broker
-    work_prices = getattr(broker, "on_price", None)
-    if work_prices is not None and alert.price is not None:
-        held_before = broker.get_positions()
-        for changed in work_prices(alert.symbol, alert.price, run.now):
-            run.record_order(changed, placed=False)
-            if changed.status is OrderStatus.FILLED:
-                run.book_realized_pl(changed, held_before)  # a stop or target that filled
-                run.notify(order_update(changed))
-
+    run.work_market(alert)
     done = run.placed_earlier() if resumed else {}
     if "open" in done:
         return _recovered(run, done)
 
-    account: Account = broker.get_account()
-    positions: list[Position] = broker.get_positions()
-    exposure = with_working_entries(positions, broker.list_orders(status="open"))
+    book = _read_book(ex.broker, alert.symbol)
+    protection = run.protection(book.exits, resumed)
     decision = decide_orders(
-        alert, run.alert_id, account=account, positions=positions, rules=ex.rules
+        alert,
+        run.alert_id,
+        account=book.account,
+        positions=book.positions,
+        rules=ex.rules,
+        protection=protection,
     )
     run.details["decision"] = decision.as_record()
     run.journal("decided", decision.as_record())
+    if decision.kind is DecisionKind.IGNORE:
+        return _ignored(run, decision.reason, done)
     if decision.kind is DecisionKind.NOTHING:
         return _rejected(run, alert.symbol, decision.reason, done)
+    return _place(run, alert, decision, book, protection, done)
 
+
+def _place(
+    run: _Run,
+    alert: Alert,
+    decision: Decision,
+    book: _Book,
+    protection: Protection,
+    done: dict[str, Order],
+) -> Outcome:
+    """Gate and place the decision's intents in order: close, then open or protect."""
+    ex = run.ex
     verdicts: dict[str, list[dict[str, Any]]] = {}
     run.details["verdicts"] = verdicts
     closing = decision.close_intent is not None
-    notes: list[str] = []
+    close: Order | None = None
+    not_opened: str | None = None
+    held = sum(p.qty for p in book.positions if p.symbol == alert.symbol)
     for intent in decision.intents:
-        leg = "close" if intent.closes_position else "open"
+        leg = _leg(intent)
         if leg in done:
             run.record_order(done[leg])
+            close = done[leg] if intent.closes_position else close
+            continue
+        if intent.protects_position:  # never gated: protection only ever reduces risk
+            run.protect(intent)
             continue
         proposal = Proposal(
-            intent, account, _positions_before(intent, exposure, closing and leg == "open")
+            intent,
+            book.account,
+            _positions_before(intent, book.exposure, closing and leg == "open"),
         )
         result: GateResult = ex.gate.admit(proposal, ex.state, run.now)
         verdicts[leg] = result.as_records()
         run.journal("gate", {"leg": leg, "allowed": result.allowed, "verdicts": verdicts[leg]})
         if not result.allowed:
-            if not run.orders or leg == "close":
+            if close is None:
                 return _rejected(run, alert.symbol, result.reason, done)
-            notes.append(f"open rejected: {result.reason}")
+            not_opened = result.reason
             break
         if intent.closes_position:
-            run.cancel_working_orders(intent.symbol)
+            partial = abs(intent.qty) < abs(held)
+            cancels = book.exits if partial else book.to_cancel_for_close
+            run.clear_exits(alert.symbol, cancels, protection)
         try:
             order = run.place(intent)
         except BrokerRejected as exc:
@@ -448,23 +508,56 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
             reason = f"broker rejected {intent.client_order_id}: {exc.reason}" + (
                 f" (code {exc.code})" if exc.code else ""
             )
-            if not run.orders:
+            if intent.closes_position and protection and held:
+                run.protect(
+                    protective_exit(
+                        run.alert_id, alert.symbol, held, protection, rules=ex.rules, leg="restore"
+                    )
+                )
+            if close is None:
                 return _rejected(run, alert.symbol, reason, done)
-            notes.append(reason)
+            not_opened = reason
             break
         run.record_order(order)
         if intent.closes_position:
-            run.book_realized_pl(order, positions)
-        run.notify(order_update(order, run.alert_id))
-    reason = decision.reason + ("; " + "; ".join(notes) if notes else "")
-    return _accepted(run, reason)
+            close = order
+        else:
+            run.notify(order_update(order, run.alert_id))
+    report = run.sync(quiet=(close.broker_order_id,) if close else ())
+    trade = _trade_of(report, close)
+    if close is not None and not_opened is not None:
+        side = "short" if close.side.value == "sell" else "long"
+        run.notify(reversal_not_opened(trade, close, side, not_opened, run.alert_id))
+        return run.finish(
+            AlertStatus.PARTIALLY_FILLED, f"{decision.reason}; {side} not opened: {not_opened}"
+        )
+    if close is not None and decision.kind is DecisionKind.CLOSE:
+        left = abs(held) - close.qty
+        run.notify(position_closed(trade, close, remaining=left) if trade else order_update(close))
+    return _accepted(run, decision.reason)
+
+
+def _trade_of(report: SyncReport, close: Order | None) -> ClosedTrade | None:
+    if close is None:
+        return None
+    return next((t for t in report.trades if t.key == close.broker_order_id), None)
 
 
 def _recovered(run: _Run, done: dict[str, Order]) -> Outcome:
     for order in done.values():
         run.record_order(order)
     run.details["recovered"] = True
+    run.sync()
     return _accepted(run, "order already placed by an earlier or concurrent attempt")
+
+
+def _ignored(run: _Run, reason: str, done: dict[str, Order]) -> Outcome:
+    """Nothing to do — unless an earlier attempt of this alert placed its orders (then the
+    target is reached because of them): record those instead."""
+    done = done or run.placed_earlier()
+    if done:
+        return _recovered(run, done)
+    return run.finish(AlertStatus.IGNORED, reason)
 
 
 def _rejected(run: _Run, symbol: str, reason: str, done: dict[str, Order]) -> Outcome:
@@ -481,9 +574,10 @@ def _rejected(run: _Run, symbol: str, reason: str, done: dict[str, Order]) -> Ou
 
 
 def _accepted(run: _Run, reason: str) -> Outcome:
-    try:
-        run.ex.state.replace_positions(run.ex.broker.get_positions(), run.now)
-    except Exception:  # a stale snapshot is refreshed by the next order or sync_portfolio
-        log.warning("positions snapshot failed after alert %s", run.alert_id, exc_info=True)
-    filled = run.orders and all(o.status is OrderStatus.FILLED for o in run.orders)
+    trading = [o for o in run.orders if not _leg_is_protective(o)]
+    filled = trading and all(o.status is OrderStatus.FILLED for o in trading)
     return run.finish(AlertStatus.FILLED if filled else AlertStatus.ACCEPTED, reason)
+
+
+def _leg_is_protective(order: Order) -> bool:
+    return order.client_order_id.endswith(("-protect", "-restore"))

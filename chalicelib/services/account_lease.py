@@ -1,0 +1,54 @@
+"""The account lease: one decision (or one portfolio sync) at a time per account.
+
+The cooldown is claimed atomically, but position and exposure limits are checked against
+the broker's positions: two workers deciding at once would each miss the other's order, and
+a sync replaying fills while a worker places one would book against a moving snapshot.
+Holding this lease (`AccountLock`, a conditional item with an expiry) from reading the
+account to recording the result makes both safe; a crashed holder blocks only until `ttl`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from chalicelib.ports import AccountLock
+
+log = logging.getLogger(__name__)
+
+
+class AccountBusy(Exception):
+    """Another holder kept the account lease for longer than we were willing to wait."""
+
+
+@contextmanager
+def account_lease(
+    lock: AccountLock, who: str, now: datetime, *, wait_s: float, ttl: timedelta
+) -> Iterator[None]:
+    """Hold the lease as `who` (made unique per call), waiting up to `wait_s` seconds.
+
+    Waits with capped, jittered backoff; the holder's expiry is judged on `now` advanced by
+    the time waited.
+    """
+    started = time.monotonic()
+    holder = f"{who}#{uuid.uuid4().hex[:12]}"  # per call: duplicate deliveries queue too
+    delay = 0.02
+    while not lock.acquire_account_lock(
+        holder, now + timedelta(seconds=time.monotonic() - started), ttl
+    ):
+        if time.monotonic() - started > wait_s:
+            raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
+    try:
+        yield
+    finally:
+        try:
+            lock.release_account_lock(holder)
+        except Exception:  # the lease expires by itself after ttl
+            log.warning("could not release the account lease for %s", who, exc_info=True)

@@ -1,0 +1,238 @@
+"""sync_portfolio: the broker is the truth; the state table is made to agree with it.
+
+Run every minute in the session (a schedule in app.py) and by the worker after every fill
+it sees, always under the account lease. One pass:
+
+1. **Fills.** The broker's recent orders (legs included) are read; every fill not booked
+   yet is replayed, in time order, onto the last positions snapshot (`chalicelib.rules.pnl`):
+   each reducing fill is a `ClosedTrade` (entry, exit, qty, P/L, exit reason), stored once
+   by its fill key, added to the day's realized P/L once (the daily loss limit reads it),
+   journaled under the alert that placed it and — for exits the broker worked on its own
+   (stop, target, trailing) — announced with its P/L.
+2. **Orders.** Recorded orders whose status or legs changed at the broker are re-recorded,
+   so `/api/orders` shows each leg's true status.
+3. **Positions.** The broker's positions replace the snapshot. Where they differ from the
+   snapshot plus flowtrader's own fills, the position changed outside flowtrader: that is
+   *drift*, journaled and notified, never acted on.
+4. **Account.** Equity and the broker's day P/L are kept for the P/L view.
+
+The first pass on a fresh state table takes the broker's word as the baseline: fills
+already on the broker are marked booked without being replayed (their effect is in the
+positions it reports).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from chalicelib.domain import ClosedTrade, ExitReason, Order, OrderStatus, Position
+from chalicelib.ports import AccountLock, Broker, Notifier, TradeRecords
+from chalicelib.rules.market_calendar import session_bounds, trading_date
+from chalicelib.rules.pnl import FillEvent, Holding, exit_reason, replay
+from chalicelib.rules.risk_state import RiskState
+from chalicelib.services.account_lease import account_lease
+from chalicelib.services.notify import position_closed, position_drift, send
+
+log = logging.getLogger(__name__)
+
+ORDER_WINDOW = 200  # recent broker orders read per pass; a minute's fills fit many times over
+MAX_BOOKED = 2_000  # fill keys remembered; older fills are outside ORDER_WINDOW anyway
+SYNC_JOURNAL = "portfolio"  # journal id prefix for events that belong to no alert
+
+
+class SyncState(TradeRecords, RiskState, Protocol):
+    """What a sync writes: trade records, and the realized P/L the daily loss limit reads."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    symbol: str
+    expected_qty: float
+    broker_qty: float
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    trades: tuple[ClosedTrade, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    orders_updated: int = 0
+    positions: tuple[Position, ...] = ()
+    baseline: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "trades": [t.model_dump(mode="json") for t in self.trades],
+            "drift": [d.__dict__ for d in self.drift],
+            "orders_updated": self.orders_updated,
+            "positions": len(self.positions),
+            "baseline": self.baseline,
+        }
+
+
+def _legs_of(order: Order) -> Iterable[tuple[Order, bool]]:
+    yield order, False
+    for leg in order.legs:
+        yield leg, True
+
+
+def _alert_ids(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """client_order_id → alert id, for recorded orders and their legs."""
+    found: dict[str, str] = {}
+    for row in rows:
+        found[row["client_order_id"]] = row["alert_id"]
+        for leg in row.get("legs") or ():
+            if leg.get("client_order_id"):
+                found[leg["client_order_id"]] = row["alert_id"]
+    return found
+
+
+def _fingerprint(order: dict[str, Any]) -> tuple[Any, ...]:
+    legs = tuple(
+        (leg.get("client_order_id"), leg.get("status"), leg.get("filled_qty"))
+        for leg in order.get("legs") or ()
+    )
+    return order.get("status"), order.get("filled_qty"), order.get("filled_avg_price"), legs
+
+
+def _fill(order: Order, is_leg: bool, alert_id: str | None, now: datetime) -> FillEvent | None:
+    if order.status is not OrderStatus.FILLED or not order.filled_qty:
+        return None
+    if order.filled_avg_price is None:
+        return None
+    return FillEvent(
+        key=order.broker_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.filled_qty,
+        price=order.filled_avg_price,
+        time=order.filled_at or now,
+        reason=exit_reason(order, is_leg=is_leg),
+        client_order_id=order.client_order_id,
+        alert_id=alert_id,
+    )
+
+
+def _holdings(positions: Iterable[Position]) -> dict[str, Holding]:
+    return {p.symbol: Holding(p.qty, p.avg_entry_price) for p in positions if p.qty}
+
+
+def sync_portfolio(
+    broker: Broker,
+    state: SyncState,
+    now: datetime,
+    *,
+    notifier: Notifier | None = None,
+    quiet: tuple[str, ...] = (),
+) -> SyncReport:
+    """One reconciliation pass (see the module docstring); the caller holds the lease.
+
+    Every trade booked for the first time is announced with its P/L, except fills in
+    `quiet` (the worker announces its own close with more to say).
+    """
+    rows = state.orders(limit=ORDER_WINDOW)
+    recorded = {row["client_order_id"]: row for row in rows}
+    alert_of = _alert_ids(rows)
+    orders = broker.list_orders(status="all", limit=ORDER_WINDOW)
+    booked, version = state.booked_fills()
+    seen = set(booked)
+
+    updated = 0
+    fills: list[FillEvent] = []
+    for order in orders:
+        row = recorded.get(order.client_order_id)
+        if row is not None and _fingerprint(row) != _fingerprint(order.model_dump(mode="json")):
+            state.record_order(row["alert_id"], order, now)
+            updated += 1
+        for o, is_leg in _legs_of(order):
+            event = _fill(o, is_leg, alert_of.get(o.client_order_id), now)
+            if event is not None and event.key not in seen:
+                fills.append(event)
+
+    positions = broker.get_positions()
+    baseline = version == 0 and not booked
+    trades: list[ClosedTrade] = []
+    drift: list[Drift] = []
+    if not baseline:
+        before = _holdings(state.positions())
+        _, trades = replay(before, fills)
+        expected, _ = replay(before, [f for f in fills if f.reason is not ExitReason.OUTSIDE])
+        drift = _drift(expected, positions)
+    for trade in trades:
+        _book(state, trade, now, None if trade.key in quiet else notifier)
+    for d in drift:
+        log.warning("position drift in %s: %s", d.symbol, d)
+        _journal(state, f"{SYNC_JOURNAL}-{trading_date(now).isoformat()}", "drift", d.__dict__, now)
+        send(notifier, position_drift(d.symbol, d.expected_qty, d.broker_qty))
+
+    state.replace_positions(positions, now)
+    keys = (*booked, *(f.key for f in fills))[-MAX_BOOKED:]
+    if (fills or baseline) and not state.save_booked_fills(keys, version):
+        log.info("another sync booked fills concurrently; its bookings are idempotent")
+    try:
+        state.save_account(broker.get_account(), now)
+    except Exception:  # the P/L view falls back to its own sums
+        log.warning("account snapshot failed", exc_info=True)
+    return SyncReport(tuple(trades), tuple(drift), updated, tuple(positions), baseline)
+
+
+def _drift(expected: dict[str, Holding], positions: list[Position]) -> list[Drift]:
+    actual = {p.symbol: p.qty for p in positions if p.qty}
+    symbols = sorted(set(expected) | set(actual))
+    return [
+        Drift(s, expected.get(s, Holding()).qty, actual.get(s, 0.0))
+        for s in symbols
+        if abs(expected.get(s, Holding()).qty - actual.get(s, 0.0)) > 1e-9
+    ]
+
+
+def _book(state: SyncState, trade: ClosedTrade, now: datetime, notifier: Notifier | None) -> None:
+    """Store the trade, add its P/L to the day once, journal it, announce broker-side exits."""
+    fresh = state.record_trade(trade)
+    state.add_realized_pl(trading_date(trade.exit_time), trade.pnl_usd, key=trade.key)
+    if not fresh:
+        return
+    if trade.alert_id:
+        _journal(state, trade.alert_id, "trade", trade.model_dump(mode="json"), now)
+    send(notifier, position_closed(trade))
+
+
+def _journal(state: SyncState, key: str, event: str, data: dict[str, Any], now: datetime) -> None:
+    try:
+        state.append_journal(key, event, data, now)
+    except Exception:
+        log.warning("journal write failed for %s/%s", key, event, exc_info=True)
+
+
+SESSION_MARGIN = timedelta(minutes=15)  # keep syncing a little past the close: late fills
+
+
+def in_sync_window(now: datetime) -> bool:
+    """Whether a scheduled sync has work: within the regular session, plus a margin."""
+    bounds = session_bounds(trading_date(now))
+    return bounds is not None and bounds[0] - SESSION_MARGIN <= now <= bounds[1] + SESSION_MARGIN
+
+
+class LeasedState(SyncState, AccountLock, Protocol):
+    """The state table as the scheduled sync needs it: records plus the account lease."""
+
+
+def scheduled_sync(
+    broker: Broker,
+    state: LeasedState,
+    now: datetime,
+    *,
+    notifier: Notifier | None = None,
+    force: bool = False,
+    wait_s: float = 20.0,
+) -> dict[str, Any]:
+    """The schedule's pass: skipped outside the session unless `force`; under the lease."""
+    if not force and not in_sync_window(now):
+        return {"skipped": "outside the trading session"}
+    with account_lease(state, "sync", now, wait_s=wait_s, ttl=timedelta(seconds=60)):
+        report = sync_portfolio(broker, state, now, notifier=notifier)
+    return report.as_record()

@@ -14,6 +14,9 @@ Implements `chalicelib.rules.risk_state.RiskState` (what the gate reads and clai
 | ``journal#<alert_id>`` | ``<iso time>#<seq>#<event>`` | one journal event (JSON ``data``) |
 | ``order`` | ``<client_order_id>`` | the latest broker view of one order (JSON ``doc``) |
 | ``position`` | ``<SYM>`` | the latest position snapshot (JSON ``doc``) |
+| ``trade#<YYYY-MM-DD>`` | ``<exit time>#<fill key>`` | one closed trade (JSON ``doc``) |
+| ``sync`` | ``booked_fills`` | the fill keys sync_portfolio has booked (bounded), ``version`` |
+| ``account`` | ``snapshot`` | the broker's account at the last sync (JSON ``doc``) |
 
 Cooldown: a window with limit N is N slot items. Claiming is a conditional put on one slot —
 ``attribute_not_exists(pk) OR claimed_at_ms <= window start`` — so each slot has one holder
@@ -30,12 +33,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.domain import DayType, Order, Position
+from chalicelib.domain import Account, ClosedTrade, DayType, Order, Position
 from chalicelib.ports import StorageUnavailable
+from chalicelib.rules.market_calendar import trading_date
 
 KILL_KEY = {"pk": {"S": "risk"}, "sk": {"S": "kill_switch"}}
 ACCOUNT_LOCK_KEY = {"pk": {"S": "lock"}, "sk": {"S": "account"}}
 PNL_KEY_TTL = timedelta(days=30)
+SYNC_KEY = {"pk": {"S": "sync"}, "sk": {"S": "booked_fills"}}
+ACCOUNT_KEY = {"pk": {"S": "account"}, "sk": {"S": "snapshot"}}
 
 
 def _num(value: float) -> dict[str, str]:
@@ -358,3 +364,82 @@ class DynamoStateStore:
 
     def positions(self) -> list[Position]:
         return [Position.model_validate_json(it["doc"]["S"]) for it in self._query_all("position")]
+
+    # --- portfolio sync: closed trades, the fills already booked, the account -------------
+
+    def record_trade(self, trade: ClosedTrade) -> bool:
+        """Store a closed trade once (keyed by its fill); False when it was already there."""
+        day = trading_date(trade.exit_time).isoformat()
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": f"trade#{day}"},
+                    "sk": {"S": f"{trade.exit_time.isoformat()}#{trade.key}"},
+                    "doc": {"S": trade.model_dump_json()},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise StorageUnavailable(str(exc)) from exc
+        return True
+
+    def trades(self, start: date, end: date) -> list[ClosedTrade]:
+        """Closed trades whose exit fell on trading days `start`..`end` (one query per day)."""
+        found: list[ClosedTrade] = []
+        day = start
+        while day <= end:
+            found += [
+                ClosedTrade.model_validate_json(it["doc"]["S"])
+                for it in self._query_all(f"trade#{day.isoformat()}")
+            ]
+            day += timedelta(days=1)
+        return found
+
+    def booked_fills(self) -> tuple[tuple[str, ...], int]:
+        """The keys of the fills sync_portfolio already booked (newest last) and a version."""
+        item = self._call("get_item", Key=SYNC_KEY, ConsistentRead=True).get("Item")
+        if item is None:
+            return (), 0
+        return tuple(json.loads(item["keys"]["S"])), int(item["version"]["N"])
+
+    def save_booked_fills(self, keys: tuple[str, ...], version: int) -> bool:
+        """Replace the booked keys if nobody else did since `version` was read."""
+        condition = "attribute_not_exists(pk)" if version == 0 else "version = :v"
+        values = {} if version == 0 else {":v": {"N": str(version)}}
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    **SYNC_KEY,
+                    "keys": {"S": json.dumps(list(keys))},
+                    "version": {"N": str(version + 1)},
+                },
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise StorageUnavailable(str(exc)) from exc
+        return True
+
+    def save_account(self, account: Account, at: datetime) -> None:
+        self._call(
+            "put_item",
+            Item={
+                **ACCOUNT_KEY,
+                "doc": {"S": account.model_dump_json()},
+                "at": {"S": at.isoformat()},
+            },
+        )
+
+    def account_snapshot(self) -> tuple[Account, datetime] | None:
+        item = self._call("get_item", Key=ACCOUNT_KEY, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return Account.model_validate_json(item["doc"]["S"]), datetime.fromisoformat(
+            item["at"]["S"]
+        )

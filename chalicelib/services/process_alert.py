@@ -241,18 +241,42 @@ class _Run:
             log.warning("order record failed for %s", order.client_order_id, exc_info=True)
         self.journal("order", _order_record(order))
 
-    def sync(self, *, quiet: tuple[str, ...] = ()) -> SyncReport:
-        """Book what filled and refresh the snapshot; the lease is already held."""
+    def sync(self, *, quiet: tuple[str, ...] = (), before_deciding: bool = False) -> SyncReport:
+        """Book what filled and refresh the snapshot; the lease is already held.
+
+        Before deciding, an unreachable broker fails the attempt (it is retried: nothing can
+        be decided without the broker). After placing, a failing sync never fails the alert:
+        the scheduled one catches up within a minute.
+        """
         try:
             report = sync_portfolio(
-                self.ex.broker, self.ex.state, self.now, notifier=self.ex.notifier, quiet=quiet
+                self.ex.broker,
+                self.ex.state,
+                self.now,
+                notifier=self.ex.notifier,
+                quiet=quiet,
+                journal=self._journal_for_sync,
             )
-        except Exception:  # the order stands; the scheduled sync books it within a minute
-            log.warning("portfolio sync failed after alert %s", self.alert_id, exc_info=True)
+        except BrokerUnavailable:
+            if before_deciding:
+                raise
+            log.warning("broker unavailable syncing after alert %s", self.alert_id)
             return SyncReport()
-        if report.trades or report.drift:
-            self.journal("sync", report.as_record())
+        except Exception:
+            log.warning("portfolio sync failed for alert %s", self.alert_id, exc_info=True)
+            return SyncReport()
         return report
+
+    def _journal_for_sync(self, key: str, event: str, data: dict[str, Any]) -> None:
+        """This alert's events in this run's sequence; others' (an earlier alert's stop)
+        under their own alert."""
+        if key == self.alert_id:
+            self.journal(event, data)
+            return
+        try:
+            self.ex.state.append_journal(key, event, data, self.now)
+        except Exception:
+            log.warning("journal write failed for %s/%s", key, event, exc_info=True)
 
     # --- broker ----------------------------------------------------------------------
 
@@ -286,16 +310,15 @@ class _Run:
         raise BrokerUnavailable(str(last) or "broker unavailable")
 
     def work_market(self, alert: Alert) -> None:
-        """Tell a simulated broker the alert's price, and sync whatever that filled."""
+        """Tell a simulated broker the alert's price first: a stop the market went through
+        fills before the alert is decided (the sync that follows books and announces it)."""
         work_prices = getattr(self.ex.broker, "on_price", None)
         if work_prices is None or alert.price is None:
             return
         changed = work_prices(alert.symbol, alert.price, self.now)
         if changed:
-            self.journal(
-                "market", {"price": alert.price, "orders": [_order_record(o) for o in changed]}
-            )
-            self.sync()
+            orders = [_order_record(o) for o in changed]
+            self.journal("market", {"price": alert.price, "orders": orders})
 
     def protection(self, exits: list[Order], resumed: bool) -> Protection:
         """The stop/target on the symbol: its working exits, else (on a retry, after this
@@ -421,11 +444,13 @@ class _Book:
         return list(seen.values())
 
 
-def _read_book(broker: Broker, symbol: str) -> _Book:
-    positions = broker.get_positions()
+def _read_book(broker: Broker, symbol: str, synced: SyncReport) -> _Book:
+    """The account as the decision sees it: the sync's fresh read, else the broker's."""
+    account = synced.account or broker.get_account()
+    positions = list(synced.positions) if synced.account else broker.get_positions()
     open_orders = broker.list_orders(status="open")
     return _Book(
-        account=broker.get_account(),
+        account=account,
         positions=positions,
         exposure=with_working_entries(positions, open_orders),
         working=[o for o in open_orders if o.symbol == symbol],
@@ -440,7 +465,9 @@ def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     if "open" in done:
         return _recovered(run, done)
 
-    book = _read_book(ex.broker, alert.symbol)
+    # Book every fill the broker made since the last sync (a stop at Alpaca, the paper
+    # stop the alert's price just hit), so this run's own fills replay onto the truth.
+    book = _read_book(ex.broker, alert.symbol, run.sync(before_deciding=True))
     protection = run.protection(book.exits, resumed)
     decision = decide_orders(
         alert,

@@ -24,12 +24,12 @@ positions it reports).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.domain import ClosedTrade, ExitReason, Order, OrderStatus, Position
+from chalicelib.domain import Account, ClosedTrade, ExitReason, Order, OrderStatus, Position
 from chalicelib.ports import AccountLock, Broker, Notifier, TradeRecords
 from chalicelib.rules.market_calendar import session_bounds, trading_date
 from chalicelib.rules.pnl import FillEvent, Holding, exit_reason, replay
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 ORDER_WINDOW = 200  # recent broker orders read per pass; a minute's fills fit many times over
 MAX_BOOKED = 2_000  # fill keys remembered; older fills are outside ORDER_WINDOW anyway
 SYNC_JOURNAL = "portfolio"  # journal id prefix for events that belong to no alert
+
+
+Journal = Callable[[str, str, dict[str, Any]], None]  # (alert id or key, event, data)
 
 
 class SyncState(TradeRecords, RiskState, Protocol):
@@ -62,7 +65,7 @@ class SyncReport:
     orders_updated: int = 0
     positions: tuple[Position, ...] = ()
     baseline: bool = False
-    notes: list[str] = field(default_factory=list)
+    account: Account | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -128,12 +131,15 @@ def sync_portfolio(
     *,
     notifier: Notifier | None = None,
     quiet: tuple[str, ...] = (),
+    journal: Journal | None = None,
 ) -> SyncReport:
     """One reconciliation pass (see the module docstring); the caller holds the lease.
 
     Every trade booked for the first time is announced with its P/L, except fills in
-    `quiet` (the worker announces its own close with more to say).
+    `quiet` (the worker announces its own close with more to say). `journal(key, event,
+    data)` writes the journal (the worker passes its own, to keep its events in order).
     """
+    journal = journal or _journal_to(state, now)
     rows = state.orders(limit=ORDER_WINDOW)
     recorded = {row["client_order_id"]: row for row in rows}
     alert_of = _alert_ids(rows)
@@ -163,21 +169,22 @@ def sync_portfolio(
         expected, _ = replay(before, [f for f in fills if f.reason is not ExitReason.OUTSIDE])
         drift = _drift(expected, positions)
     for trade in trades:
-        _book(state, trade, now, None if trade.key in quiet else notifier)
+        _book(state, trade, journal, None if trade.key in quiet else notifier)
     for d in drift:
         log.warning("position drift in %s: %s", d.symbol, d)
-        _journal(state, f"{SYNC_JOURNAL}-{trading_date(now).isoformat()}", "drift", d.__dict__, now)
+        journal(f"{SYNC_JOURNAL}-{trading_date(now).isoformat()}", "drift", d.__dict__)
         send(notifier, position_drift(d.symbol, d.expected_qty, d.broker_qty))
 
     state.replace_positions(positions, now)
     keys = (*booked, *(f.key for f in fills))[-MAX_BOOKED:]
     if (fills or baseline) and not state.save_booked_fills(keys, version):
         log.info("another sync booked fills concurrently; its bookings are idempotent")
+    account = broker.get_account()
     try:
-        state.save_account(broker.get_account(), now)
+        state.save_account(account, now)
     except Exception:  # the P/L view falls back to its own sums
         log.warning("account snapshot failed", exc_info=True)
-    return SyncReport(tuple(trades), tuple(drift), updated, tuple(positions), baseline)
+    return SyncReport(tuple(trades), tuple(drift), updated, tuple(positions), baseline, account)
 
 
 def _drift(expected: dict[str, Holding], positions: list[Position]) -> list[Drift]:
@@ -190,22 +197,27 @@ def _drift(expected: dict[str, Holding], positions: list[Position]) -> list[Drif
     ]
 
 
-def _book(state: SyncState, trade: ClosedTrade, now: datetime, notifier: Notifier | None) -> None:
-    """Store the trade, add its P/L to the day once, journal it, announce broker-side exits."""
+def _book(
+    state: SyncState, trade: ClosedTrade, journal: Journal, notifier: Notifier | None
+) -> None:
+    """Store the trade, add its P/L to the day once, journal it, announce it."""
     fresh = state.record_trade(trade)
     state.add_realized_pl(trading_date(trade.exit_time), trade.pnl_usd, key=trade.key)
     if not fresh:
         return
     if trade.alert_id:
-        _journal(state, trade.alert_id, "trade", trade.model_dump(mode="json"), now)
+        journal(trade.alert_id, "trade", trade.model_dump(mode="json"))
     send(notifier, position_closed(trade))
 
 
-def _journal(state: SyncState, key: str, event: str, data: dict[str, Any], now: datetime) -> None:
-    try:
-        state.append_journal(key, event, data, now)
-    except Exception:
-        log.warning("journal write failed for %s/%s", key, event, exc_info=True)
+def _journal_to(state: SyncState, now: datetime) -> Journal:
+    def write(key: str, event: str, data: dict[str, Any]) -> None:
+        try:
+            state.append_journal(key, event, data, now)
+        except Exception:
+            log.warning("journal write failed for %s/%s", key, event, exc_info=True)
+
+    return write
 
 
 SESSION_MARGIN = timedelta(minutes=15)  # keep syncing a little past the close: late fills

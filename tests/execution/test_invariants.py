@@ -376,7 +376,8 @@ def test_reverse_closes_then_opens_and_books_realized_pl(aws):
     lam = Lambda()
     broker = FakeBroker()
     broker.set_position("AAPL", -5, 110.0)
-    alert_id = store_alert(lam, "01JREVERSE0000000000000000", market_position="long")
+    # A strategy flip short 5 → long 2 is one TradingView order of 7 contracts.
+    alert_id = store_alert(lam, "01JREVERSE0000000000000000", market_position="long", quantity=7)
 
     outcome = run(lam, alert_id, execution(lam, broker))
 
@@ -390,6 +391,7 @@ def test_reverse_closes_then_opens_and_books_realized_pl(aws):
         ("order", None),
         ("gate", "open"),
         ("order", None),
+        ("trade", None),  # sync_portfolio booked the close's fill
         ("outcome", None),
     ]
 
@@ -399,13 +401,13 @@ def test_reverse_whose_open_hits_the_cooldown_still_closes_and_says_why(aws):
     broker = FakeBroker()
     broker.set_position("AAPL", -5, 110.0)
     lam.state.claim_trade_slot("earlier", NOW, window=timedelta(hours=1), limit=1)
-    alert_id = store_alert(lam, "01JREVCOOL0000000000000000", market_position="long")
+    alert_id = store_alert(lam, "01JREVCOOL0000000000000000", market_position="long", quantity=7)
 
     outcome = run(lam, alert_id, execution(lam, broker, max_trades_per_hour=1))
 
-    assert outcome.status == "filled"
+    assert outcome.status == "partially_filled"
     assert outcome.orders == (f"ft-{alert_id}-close",)
-    assert "open rejected: cooldown" in outcome.reason
+    assert "long not opened: cooldown" in outcome.reason
     assert broker.get_positions() == []
 
 
@@ -414,7 +416,7 @@ def test_kill_switch_stops_both_halves_of_a_reverse(aws):
     broker = FakeBroker()
     broker.set_position("AAPL", -5, 110.0)
     lam.state.set_kill_switch("halt", NOW)
-    alert_id = store_alert(lam, "01JREVKILL0000000000000000", market_position="long")
+    alert_id = store_alert(lam, "01JREVKILL0000000000000000", market_position="long", quantity=7)
 
     outcome = run(lam, alert_id, execution(lam, broker))
 

@@ -213,7 +213,10 @@ def test_a_reversal_whose_open_the_cooldown_denies_tells_the_trader_they_are_fla
 
 def test_a_close_names_its_pnl_and_the_pnl_view_shows_the_trade(paper, caplog):
     caplog.set_level(logging.INFO, logger="chalicelib.services.notify")
-    deliver(paper, strategy_fill("NVDA", "buy", 4, "long", "flat", 4, 0, 100.0))
+    opening = strategy_fill(
+        "NVDA", "buy", 4, "long", "flat", 4, 0, 100.0, stop_loss=90.0, take_profit=130.0
+    )
+    deliver(paper, opening)
     caplog.clear()
     deliver(paper, strategy_fill("NVDA", "sell", 4, "flat", "long", 0, 4, 110.0, order_id="Exit"))
 

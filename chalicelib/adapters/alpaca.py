@@ -3,11 +3,17 @@
 Money safety first:
 - An order is POSTed with the intent's deterministic `client_order_id`. When the outcome is
   unknown (timeout, connection drop, 5xx, 429) the order is looked up by that id before
-  anything else; only a lookup that finds nothing allows another POST, and Alpaca refuses a
-  second order with the same id anyway (40010001), which is then fetched and returned.
-- alpaca-py retries 429/504 inside `RESTClient._request` for every method, POST included,
-  and sets no timeout. Both are switched off on the client built here (`_harden`): retries
-  of POSTs are decided in this module only, and every request has `timeout_s`.
+  anything else; a lookup that finds nothing raises `BrokerUnavailable`, and the caller may
+  place the same intent again. Alpaca refuses a second order with the same id anyway
+  (40010001), which is then fetched and returned.
+- One retry layer for POSTs: `place_order` POSTs once by default (`submit_attempts=1`); the
+  use case's `place` is the layer that calls it again after its own lookup. alpaca-py
+  retries 429/504 inside `RESTClient._request` for every method, POST included, and sets no
+  timeout: both are switched off on the client built here (`_harden`), and every request
+  has `timeout_s`. Reads (idempotent GETs, cancels) are retried here (`read_attempts`).
+- The account may hold orders flowtrader does not trade (options, multi-leg options, IPO,
+  crypto): orders are listed raw and parsed one by one; those are kept as *foreign*
+  (`foreign_orders()`, logged once), never acted on, never a crash.
 - Alpaca's refusals become `BrokerRejected` with a reason a trader understands and the
   Alpaca code (`reject_reason`).
 
@@ -41,6 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DUPLICATE_CLIENT_ORDER_ID = "40010001"
+TRADED_ASSET_CLASSES = frozenset({"us_equity"})
+MAX_LIST_LIMIT = 500  # Alpaca's largest page of GET /v2/orders
+_OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 
 # Alpaca status -> ours; anything not listed is a working state we call PENDING.
 _STATUS = {
@@ -153,7 +162,8 @@ def _price(value: float | None) -> Decimal | None:
 
 
 def build_order_request(intent: OrderIntent) -> Any:
-    """The alpaca-py request for `intent`: simple, bracket (both legs) or OTO (one leg)."""
+    """The alpaca-py request for `intent`: simple, bracket (both legs) or OTO (one leg); for
+    a protective intent an OCO (both prices), a stop or a limit (`_protection_request`)."""
     from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
     from alpaca.trading.requests import (
         LimitOrderRequest,
@@ -165,6 +175,8 @@ def build_order_request(intent: OrderIntent) -> Any:
         TrailingStopOrderRequest,
     )
 
+    if intent.protects_position:
+        return _protection_request(intent)
     legs = (intent.take_profit is not None) + (intent.stop_loss is not None)
     if legs and intent.order_type is OrderType.TRAILING_STOP:
         raise BrokerRejected(
@@ -203,8 +215,93 @@ def build_order_request(intent: OrderIntent) -> Any:
     raise BrokerRejected(f"unsupported order type {kind}", code="42210000")
 
 
+def _protection_request(intent: OrderIntent) -> Any:
+    """Exit-only protection of a held position, as Alpaca documents it: an OCO is a limit
+    order with `order_class: oco`, `take_profit.limit_price` and `stop_loss.stop_price`
+    (the filled leg cancels the other); one price is a plain stop or limit order."""
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+    )
+
+    fields: dict[str, Any] = {
+        "symbol": intent.symbol,
+        "qty": Decimal(str(intent.qty)),
+        "side": OrderSide(intent.side.value),
+        "time_in_force": TimeInForce(intent.time_in_force),
+        "client_order_id": intent.client_order_id,
+    }
+    if intent.stop_loss is not None and intent.take_profit is not None:
+        return LimitOrderRequest(
+            **fields,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=_price(intent.take_profit)),
+            stop_loss=StopLossRequest(stop_price=_price(intent.stop_loss)),
+        )
+    if intent.stop_loss is not None:
+        return StopOrderRequest(**fields, stop_price=_price(intent.stop_loss))
+    if intent.take_profit is not None:
+        return LimitOrderRequest(**fields, limit_price=_price(intent.take_profit))
+    raise BrokerRejected("a protective order needs stop_loss and/or take_profit", code="42210000")
+
+
 def _dec(value: Any) -> float | None:
     return None if value in (None, "") else float(Decimal(str(value)))
+
+
+class ForeignOrder(Exception):
+    """An order of a kind flowtrader does not trade (or cannot read): shown, never acted on."""
+
+
+def foreign_reason(raw: dict[str, Any]) -> str | None:
+    """Why an order (as Alpaca sends it) is not one flowtrader trades, or None when it is.
+
+    Multi-leg options orders carry no top-level asset class, symbol or side; options, crypto
+    and IPO orders name their asset class. Only US equities are traded here.
+    """
+    if (raw.get("order_class") or "") == "mleg":
+        return "multi-leg options order"
+    asset_class = raw.get("asset_class") or ""
+    if asset_class and asset_class not in TRADED_ASSET_CLASSES:
+        return f"{asset_class} order"
+    return None
+
+
+def parse_order(raw: dict[str, Any]) -> Order:
+    """One order of a `GET /v2/orders` answer as ours; `ForeignOrder` when it is not ours.
+
+    Parsed one at a time, so one order alpaca-py cannot model (an unknown asset class, a
+    multi-leg order's empty side and type) never hides the others.
+    """
+    from alpaca.trading.models import Order as AlpacaOrder
+
+    reason = foreign_reason(raw)
+    if reason is not None:
+        raise ForeignOrder(reason)
+    try:
+        return to_order(AlpacaOrder(**raw))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # pydantic errors included
+        raise ForeignOrder(f"unreadable order ({type(exc).__name__})") from exc
+
+
+def foreign_view(raw: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A foreign order for display: plain values only."""
+    legs = raw.get("legs") or []
+    symbol = raw.get("symbol") or "/".join(str(leg.get("symbol") or "") for leg in legs)
+    return {
+        "id": str(raw.get("id", "")),
+        "client_order_id": str(raw.get("client_order_id") or ""),
+        "symbol": symbol,
+        "class": raw.get("asset_class") or raw.get("order_class") or "",
+        "order_class": raw.get("order_class") or "",
+        "status": str(raw.get("status") or ""),
+        "side": raw.get("side") or "",
+        "qty": raw.get("qty") or raw.get("notional"),
+        "reason": reason,
+    }
 
 
 def to_order(raw: Any) -> Order:
@@ -245,7 +342,8 @@ def _harden(client: Any, timeout_s: float) -> Any:
 class AlpacaBroker:
     """An Alpaca account. Build with `connect(...)` or `from_settings(settings)`.
 
-    `submit_attempts`: POSTs per order at most (each after a lookup found nothing);
+    `submit_attempts`: POSTs per `place_order` call at most (each after a lookup found
+    nothing); 1 by default, because the use case is the one layer that places again.
     `read_attempts`: tries for lookups and other reads; `wait_s`: first backoff, doubling.
     """
 
@@ -255,7 +353,7 @@ class AlpacaBroker:
         self,
         client: Any,
         *,
-        submit_attempts: int = 3,
+        submit_attempts: int = 1,
         read_attempts: int = 3,
         wait_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
@@ -265,6 +363,7 @@ class AlpacaBroker:
         self._read_attempts = max(1, read_attempts)
         self._wait_s = wait_s
         self._sleep = sleep
+        self._foreign_seen: set[str] = set()
 
     @classmethod
     def connect(
@@ -358,25 +457,55 @@ class AlpacaBroker:
         self._read(cancel)
 
     def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]:
-        from alpaca.trading.enums import QueryOrderStatus
-        from alpaca.trading.requests import GetOrdersRequest
+        """Orders flowtrader trades, newest first, legs nested; foreign ones left out."""
+        parsed, _ = self._orders(status, limit)
+        return [order for order, _raw in parsed]
 
-        query = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, nested=True)
-        return [to_order(o) for o in self._call(lambda: self._client.get_orders(filter=query))]
+    def foreign_orders(self, status: str = "all", limit: int = 100) -> list[dict[str, Any]]:
+        """Orders in the account of kinds flowtrader does not trade, for display only."""
+        _, foreign = self._orders(status, limit)
+        return foreign
+
+    def working_exits(self, symbol: str) -> list[Order]:
+        """Working orders that protect or close `symbol`'s position, flat.
+
+        Listed with `status=all`: a filled bracket/OTO entry is no longer "open", yet its
+        legs work (the stop-loss leg shows as `held`, our PENDING). So: the open legs of
+        filled entries, both orders of an OCO, and plain orders on the side that reduces
+        the position held. The newest `MAX_LIST_LIMIT` orders of the symbol are read.
+        """
+        parsed, _ = self._orders("all", MAX_LIST_LIMIT, symbol=symbol)
+        held = self._held(symbol)
+        reducing = Side.SELL if held > 0 else Side.BUY
+        exits: list[Order] = []
+        for order, raw in parsed:
+            order_class = raw.get("order_class") or "simple"
+            if order_class == "oco":
+                exits += [o for o in (order, *order.legs) if o.status in _OPEN]
+            elif order.legs:
+                if order.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+                    exits += [leg for leg in order.legs if leg.status in _OPEN]
+            elif order.status in _OPEN and held and order.side is reducing:
+                exits.append(order)
+        return [o.model_copy(update={"legs": ()}) for o in exits if o.symbol == symbol]
 
     def get_positions(self) -> list[Position]:
+        """US equity positions; others the account holds (options, crypto) are left out."""
         positions = []
-        for raw in self._call(self._client.get_all_positions):
-            qty = Decimal(raw.qty)
-            if raw.side.value == "short" and qty > 0:
+        for raw in self._call(lambda: self._client.get("/positions")) or []:
+            if raw.get("asset_class", "us_equity") not in TRADED_ASSET_CLASSES:
+                self._note_foreign(raw, f"{raw.get('asset_class')} position")
+                continue
+            qty = Decimal(str(raw["qty"]))
+            if raw.get("side") == "short" and qty > 0:
                 qty = -qty
             positions.append(
                 Position(
-                    symbol=raw.symbol,
+                    symbol=raw["symbol"],
                     qty=float(qty),
-                    avg_entry_price=float(Decimal(raw.avg_entry_price)),
-                    market_price=_dec(raw.current_price),
-                    unrealized_pl=_dec(raw.unrealized_pl),
+                    avg_entry_price=float(Decimal(str(raw["avg_entry_price"]))),
+                    market_price=_dec(raw.get("current_price")),
+                    unrealized_pl=_dec(raw.get("unrealized_pl")),
                 )
             )
         return positions
@@ -393,6 +522,59 @@ class AlpacaBroker:
         )
 
     # --- internals ----------------------------------------------------------------------
+
+    def _orders(
+        self, status: str, limit: int, *, symbol: str | None = None
+    ) -> tuple[list[tuple[Order, dict[str, Any]]], list[dict[str, Any]]]:
+        """`GET /v2/orders` raw (`nested` as the spec's `true`, not alpaca-py's `True`),
+        parsed order by order: (ours with their raw form, foreign views)."""
+        params: dict[str, Any] = {
+            "status": status,
+            "limit": min(max(limit, 1), MAX_LIST_LIMIT),
+            "nested": "true",
+            "direction": "desc",
+        }
+        if symbol is not None:
+            params["symbols"] = symbol
+        parsed: list[tuple[Order, dict[str, Any]]] = []
+        foreign: list[dict[str, Any]] = []
+        for raw in self._call(lambda: self._client.get("/orders", params)) or []:
+            try:
+                parsed.append((parse_order(raw), raw))
+            except ForeignOrder as exc:
+                foreign.append(self._note_foreign(raw, str(exc)))
+        return parsed, foreign
+
+    def _note_foreign(self, raw: dict[str, Any], reason: str) -> dict[str, Any]:
+        view = foreign_view(raw, reason)
+        key = view["id"] or view["symbol"]
+        if key not in self._foreign_seen:
+            self._foreign_seen.add(key)
+            log.warning(
+                "alpaca: %s %s (%s) is not traded by flowtrader; shown, never acted on",
+                view["class"] or "order",
+                view["symbol"] or view["id"],
+                reason,
+            )
+        return view
+
+    def _held(self, symbol: str) -> Decimal:
+        """The signed quantity held in `symbol` (0 when Alpaca has no such position)."""
+
+        def read() -> Any:
+            try:
+                return self._client.get(f"/positions/{symbol}")
+            except Exception as exc:
+                failure = _failure(exc)
+                if failure.status == 404:
+                    return None
+                raise self._raise_for(failure) from exc
+
+        raw = self._read(read)
+        if not raw:
+            return Decimal(0)
+        qty = Decimal(str(raw.get("qty") or 0))
+        return -qty if raw.get("side") == "short" and qty > 0 else qty
 
     def _submit_once(self, request: Any, client_order_id: str) -> Order:
         try:

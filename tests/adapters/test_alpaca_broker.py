@@ -1,6 +1,9 @@
 """The Alpaca adapter through the real alpaca-py TradingClient against a local Alpaca
-(tests/fakes/alpaca_server.py): every order type, legs, error mapping, and the
-"look up before any retry" rule under 5xx, 429 and timeouts."""
+(tests/fakes/alpaca_server.py), beyond the contract every broker keeps
+(tests/adapters/test_broker_contract.py): what goes on the wire for every order type, legs
+and protections, error mapping, the "look up before any retry" rule under 5xx, 429 and
+timeouts (one POST per call: the use case is the one retry layer), and listing an account
+that holds orders alpaca-py cannot model."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from chalicelib.adapters.alpaca import AlpacaBroker
 from chalicelib.domain import OrderIntent, OrderStatus, OrderType, Side
 from chalicelib.ports import BrokerRejected, BrokerUnavailable
 from chalicelib.settings import Settings
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca_server import FakeAlpaca, load_fixture
 
 LOOKUP = "/v2/orders:by_client_order_id"
 
@@ -172,13 +175,18 @@ def test_500_after_the_order_was_created_gives_one_order(fake, broker):
     assert order.broker_order_id in fake.orders
 
 
-def test_500_then_success_gives_one_order(fake, broker):
+def test_500_before_the_order_was_created_looks_up_then_leaves_the_retry_to_the_caller(
+    fake, broker
+):
     fake.inject("POST", "/v2/orders", status=500)
 
-    order = broker.place_order(intent())
+    with pytest.raises(BrokerUnavailable):
+        broker.place_order(intent())
+    assert calls(fake) == ["POST /v2/orders", f"GET {LOOKUP}"]  # one POST per call
+    order = broker.place_order(intent())  # the use case's one retry
 
-    assert calls(fake) == ["POST /v2/orders", f"GET {LOOKUP}", "POST /v2/orders"]
     assert list(fake.orders) == [order.broker_order_id]
+    assert len(fake.posts()) == 2
 
 
 def test_timeout_after_the_order_was_created_looks_it_up_instead_of_posting_again(fake):
@@ -194,13 +202,15 @@ def test_timeout_after_the_order_was_created_looks_it_up_instead_of_posting_agai
 def test_429_is_not_retried_by_alpaca_py_behind_our_back(fake, broker):
     fake.inject("POST", "/v2/orders", status=429)
 
-    broker.place_order(intent())
+    with pytest.raises(BrokerUnavailable):
+        broker.place_order(intent())
 
-    assert calls(fake) == ["POST /v2/orders", f"GET {LOOKUP}", "POST /v2/orders"]
-    assert len(fake.orders) == 1
+    assert calls(fake) == ["POST /v2/orders", f"GET {LOOKUP}"]
+    assert fake.orders == {}
 
 
-def test_outcome_never_confirmed_raises_unavailable_after_bounded_posts(fake, broker):
+def test_submit_attempts_bound_the_posts_of_one_call(fake):
+    broker = connect(fake, submit_attempts=3)
     fake.inject("POST", "/v2/orders", status=503, times=10)
 
     with pytest.raises(BrokerUnavailable):
@@ -239,26 +249,13 @@ def test_lookup_of_an_unknown_client_order_id_is_none(broker):
     assert broker.get_order_by_client_id("never-placed") is None
 
 
-def test_cancel_working_order_and_refuse_cancel_of_a_filled_one(fake, broker):
-    working = broker.place_order(intent("ft-limit", order_type=OrderType.LIMIT, limit_price=150.0))
-    filled = broker.place_order(intent("ft-market"))
-
-    broker.cancel_order(working.broker_order_id)
-
-    assert broker.get_order_by_client_id("ft-limit").status is OrderStatus.CANCELED
-    with pytest.raises(BrokerRejected) as err:
-        broker.cancel_order(filled.broker_order_id)
-    assert err.value.code == "42210000"
-    assert "not cancelable" in err.value.reason
-
-
 def test_list_orders_nests_legs(fake, broker):
     broker.place_order(intent(stop_loss=185.0, take_profit=200.0))
 
     [order] = broker.list_orders("all")
 
     assert len(order.legs) == 2
-    assert fake.requests[-1]["query"]["nested"].lower() == "true"
+    assert fake.requests[-1]["query"]["nested"] == "true"  # the spec's boolean, not "True"
 
 
 def test_account_and_positions_in_our_terms(fake, broker):
@@ -323,3 +320,100 @@ def test_fake_clock_and_account_parse_in_alpaca_py(fake):
 
     assert client.get_clock().is_open is True
     assert client.get_account().account_number == "PALPACA_123"
+
+
+def test_a_protective_oco_is_sent_as_alpaca_documents_it(fake, broker):
+    # https://alpaca.markets/blog/oco-oto/: order_class "oco", type "limit", take_profit
+    # .limit_price and stop_loss.stop_price, for a position already held.
+    broker.place_order(intent())
+    broker.place_order(
+        intent(
+            "ft-protect",
+            side=Side.SELL,
+            protects_position=True,
+            stop_loss=185.004,
+            take_profit=200.0,
+        )
+    )
+
+    body = fake.posts()[-1]["json"]
+    assert body == {
+        "symbol": "AAPL",
+        "qty": 5.0,
+        "side": "sell",
+        "type": "limit",
+        "time_in_force": "day",
+        "order_class": "oco",
+        "take_profit": {"limit_price": 200.0},
+        "stop_loss": {"stop_price": 185.0},
+        "client_order_id": "ft-protect",
+    }
+
+
+@pytest.mark.parametrize(
+    ("prices", "sent"),
+    [
+        ({"stop_loss": 185.0}, {"type": "stop", "stop_price": 185.0}),
+        ({"take_profit": 200.0}, {"type": "limit", "limit_price": 200.0}),
+    ],
+)
+def test_a_one_priced_protection_is_a_simple_order(fake, broker, prices, sent):
+    broker.place_order(intent("ft-protect", side=Side.SELL, protects_position=True, **prices))
+
+    body = fake.posts()[-1]["json"]
+    assert {k: body[k] for k in sent} == sent
+    assert body.keys().isdisjoint({"order_class", "stop_loss", "take_profit"})
+
+
+def test_working_exits_reads_all_orders_of_the_symbol_nested_and_its_position(fake, broker):
+    broker.place_order(intent(stop_loss=185.0, take_profit=200.0))
+    fake.requests.clear()
+
+    exits = broker.working_exits("AAPL")
+
+    assert {o.order_type for o in exits} == {OrderType.LIMIT, OrderType.STOP}
+    [listing, position] = fake.requests
+    assert listing["path"] == "/v2/orders"
+    assert listing["query"] == {
+        "status": "all",  # a filled bracket entry is not "open", yet its legs work
+        "limit": "500",
+        "nested": "true",
+        "direction": "desc",
+        "symbols": "AAPL",
+    }
+    assert position["path"] == "/v2/positions/AAPL"
+
+
+def test_a_spec_strict_server_refuses_alpaca_pys_own_nested_true(fake):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.requests import GetOrdersRequest
+
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.url)
+
+    with pytest.raises(APIError, match="nested must be true or false"):
+        client.get_orders(filter=GetOrdersRequest(nested=True))
+
+
+def test_alpaca_py_alone_cannot_list_an_account_holding_the_specs_ipo_order(fake, broker):
+    from alpaca.trading.client import TradingClient
+
+    fake.add_order(load_fixture("order_ipo.json"))
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.url)
+
+    with pytest.raises(ValueError, match="asset_class"):  # AssetClass has no "ipo" in 0.44
+        client.get_orders()
+    assert broker.list_orders("all") == []  # ours reads it as foreign
+
+
+def test_foreign_orders_are_shown_with_what_they_are(fake, broker):
+    fake.add_order(load_fixture("order_mleg_options.json"))
+    fake.add_order(load_fixture("order_ipo.json"))
+
+    shown = {f["id"]: f for f in broker.foreign_orders()}
+
+    mleg = shown["83f37e9f-6b1f-49ed-8fc6-3e6af716323f"]
+    assert (mleg["class"], mleg["status"]) == ("mleg", "filled")
+    assert mleg["symbol"] == "AAPL241213C00250000/AAPL241213C00260000"
+    ipo = shown["5e2a8f1a-9c10-4d3a-8c64-7f59c1d18c11"]
+    assert (ipo["class"], ipo["symbol"], ipo["status"]) == ("ipo", "FI111225", "accepted")

@@ -1,5 +1,6 @@
-"""The paper broker on moto's DynamoDB server: fills, working orders, legs, idempotency and
-concurrency. Each test builds fresh broker instances, as separate Lambda invocations would."""
+"""The paper broker on moto's DynamoDB server: fills, working orders, legs and concurrency,
+beyond the contract every broker keeps (tests/adapters/test_broker_contract.py). Each test
+builds fresh broker instances, as separate Lambda invocations would."""
 
 from __future__ import annotations
 
@@ -51,15 +52,6 @@ def test_market_order_fills_at_reference_price_with_slippage(make_broker):
     account = make_broker().get_account()
     assert account.cash == pytest.approx(100_000 - 1001.0)
     assert account.equity == pytest.approx(100_000 - 1001.0 + 1001.0)
-
-
-def test_same_client_order_id_places_one_order(make_broker):
-    first = make_broker().place_order(intent())
-    again = make_broker().place_order(intent(qty=99))
-
-    assert again.broker_order_id == first.broker_order_id
-    assert again.qty == 10
-    assert [p.qty for p in make_broker().get_positions()] == [10]
 
 
 def test_parallel_calls_with_one_client_order_id_give_one_order_and_one_fill(make_broker):
@@ -223,15 +215,6 @@ def test_cancel_entry_cancels_its_legs(make_broker):
     assert make_broker().on_price("AAPL", 80.0, T0) == []
     with pytest.raises(BrokerRejected):
         make_broker().cancel_order(order.broker_order_id)
-
-
-def test_list_orders_filters_open_and_closed(make_broker):
-    make_broker().place_order(intent("ft-a"))
-    make_broker().place_order(intent("ft-b", order_type=OrderType.LIMIT, limit_price=50.0))
-
-    assert [o.client_order_id for o in make_broker().list_orders("open")] == ["ft-b"]
-    assert [o.client_order_id for o in make_broker().list_orders("closed")] == ["ft-a"]
-    assert len(make_broker().list_orders("all")) == 2
 
 
 def test_positions_are_marked_at_the_last_price(make_broker):

@@ -8,10 +8,18 @@ What it does like Alpaca:
   rules: prices per type, bracket needs both legs, OTO one, no trailing stop with legs,
   advanced orders day/gtc only. Duplicate `client_order_id` -> 422 40010001.
 - Market orders fill at once when `prices[symbol]` is set (positions and cash follow);
-  bracket/OTO legs come back nested with status `held`.
-- GET /v2/orders (status, limit, nested), /v2/orders:by_client_order_id, /v2/orders/{id},
-  DELETE /v2/orders/{id} (204, 404, 422 not cancelable), /v2/account, /v2/positions,
-  /v2/clock.
+  bracket/OTO legs come back nested with status `held`; once the entry fills, the
+  take-profit leg is `new` and the stop-loss leg stays `held` (it works, as at Alpaca).
+- OCO (`order_class: oco`, type limit, `take_profit.limit_price`, `stop_loss.stop_price`):
+  the take-profit limit order with the stop-loss as its leg, both working.
+- A leg or OCO order that fills (`fill`) or is canceled takes its siblings with it.
+- GET /v2/orders: query parameters checked against the spec's (booleans must be `true` or
+  `false`, as a spec-strict server wants; alpaca-py's own `nested=True` is refused), status
+  filtered on the top-level order, `symbols`, `nested` (else legs are listed as orders of
+  their own); /v2/orders:by_client_order_id, /v2/orders/{id}, DELETE /v2/orders/{id} (204,
+  404, 422 not cancelable), /v2/account, /v2/positions[/{symbol}], /v2/clock.
+- `add_order` puts an order in the account as Alpaca would return it (e.g. the spec's own
+  multi-leg options and IPO examples), so adapters meet what they do not trade.
 
 Fault injection (`inject`): the next matching request answers with an error status, before
 or after the order is created, or after a delay longer than the client's timeout: exactly
@@ -40,6 +48,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alpaca"
 NUMERIC_STRING_FIELDS = ("qty", "notional", "limit_price", "stop_price", "trail_percent")
 NUMERIC_STRING_FIELDS += ("trail_price",)
 OPEN_STATUSES = ("new", "accepted", "held", "partially_filled", "pending_new")
+QUERY_BOOLEANS = ("true", "false")
 
 
 def load_fixture(name: str) -> Any:
@@ -63,6 +72,23 @@ def _request_schema() -> dict[str, Any]:
     for value in props.values():  # "format": "decimal" is not a JSON-schema format
         value.pop("format", None)
     return schema
+
+
+def _query_violation(args: Any, parameters: list[dict[str, Any]]) -> str | None:
+    """The first query parameter the spec's `parameters` refuse, as a message."""
+    for param in parameters:
+        name = param["name"]
+        if name not in args:
+            continue
+        value, schema = args.get(name), param["schema"]
+        kind = schema.get("type")
+        if kind == "boolean" and value not in QUERY_BOOLEANS:
+            return f"query parameter {name} must be true or false, not {value!r}"
+        if kind == "integer" and not value.lstrip("-").isdigit():
+            return f"query parameter {name} must be an integer"
+        if "enum" in schema and value not in schema["enum"]:
+            return f"query parameter {name} must be one of {schema['enum']}"
+    return None
 
 
 @dataclass
@@ -100,6 +126,7 @@ class FakeAlpaca:
         self.rejections: list[str] = []  # names in errors.json for the next POSTs
         self._errors = load_fixture("errors.json")
         self._schema = _request_schema()
+        self._list_parameters = load_fixture("get_orders_parameters.json")
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
@@ -125,6 +152,44 @@ class FakeAlpaca:
 
     def posts(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "POST"]
+
+    def add_order(self, order: dict[str, Any]) -> None:
+        """Put an order in the account exactly as given (a fixture from the spec)."""
+        with self._lock:
+            self.orders[order["id"]] = copy.deepcopy(order)
+
+    def fill(self, order_id: str, price: float) -> None:
+        """The market fills a working order or leg at `price`: siblings are canceled (an
+        entry's legs start working instead), position and cash follow."""
+        with self._lock:
+            order, parent = self._find(order_id)
+            if order["status"] not in OPEN_STATUSES:
+                raise ValueError(f"order {order_id} is {order['status']}")
+            self._fill_at(order, price)
+            if parent is None and order["order_class"] in ("bracket", "oto"):
+                self._activate_legs(order)
+            else:
+                for sibling in self._siblings(order, parent):
+                    if sibling["status"] in OPEN_STATUSES:
+                        sibling.update({"status": "canceled", "canceled_at": _now()})
+
+    def _find(self, order_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if order_id in self.orders:
+            return self.orders[order_id], None
+        for parent in self.orders.values():
+            for leg in parent.get("legs") or []:
+                if leg["id"] == order_id:
+                    return leg, parent
+        raise KeyError(order_id)
+
+    def _siblings(
+        self, order: dict[str, Any], parent: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """What a leg's (or an OCO's) fill or cancel takes with it."""
+        if parent is None:
+            return list(order.get("legs") or [])
+        others = [leg for leg in parent.get("legs") or [] if leg["id"] != order["id"]]
+        return [parent, *others] if parent["order_class"] == "oco" else others
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -185,22 +250,31 @@ class FakeAlpaca:
         if path == "/v2/orders" and method == "POST":
             return self._post_order(body)
         if path == "/v2/orders" and method == "GET":
+            problem = _query_violation(request.args, self._list_parameters)
+            if problem:
+                return _json({"code": 40010000, "message": problem}, 422)
             return _json(self._order_list(request.args), 200)
         if path == "/v2/orders:by_client_order_id" and method == "GET":
             cid = request.args.get("client_order_id")
             if not cid:
                 return _json({"code": 40010000, "message": "client_order_id is required"}, 422)
-            found = next((o for o in self.orders.values() if o["client_order_id"] == cid), None)
+            found = next((o for o in self._every_order() if o["client_order_id"] == cid), None)
             return _json(found, 200) if found else self._error("order_not_found")
         if path.startswith("/v2/orders/"):
-            order_id = path.removeprefix("/v2/orders/")
-            order = self.orders.get(order_id)
-            if order is None:
+            try:
+                order, parent = self._find(path.removeprefix("/v2/orders/"))
+            except KeyError:
                 return self._error("order_not_found")
             if method == "GET":
                 return _json(order, 200)
             if method == "DELETE":
-                return self._cancel(order)
+                return self._cancel(order, parent)
+        if path.startswith("/v2/positions/") and method == "GET":
+            symbol = path.removeprefix("/v2/positions/")
+            held = [p for p in self._positions() if p["symbol"] == symbol]
+            if not held:
+                return _json({"code": 40410000, "message": "position does not exist"}, 404)
+            return _json(held[0], 200)
         if path == "/v2/account" and method == "GET":
             return _json(self.account, 200)
         if path == "/v2/positions" and method == "GET":
@@ -264,6 +338,12 @@ class FakeAlpaca:
             order["hwm"] = _num(self.prices.get(body["symbol"]))
         legs = []
         exit_side = "sell" if body["side"] == "buy" else "buy"
+        if order_class == "oco":  # the take-profit limit order, its stop-loss as its leg
+            order["limit_price"] = _num(body["take_profit"]["limit_price"])
+            order["status"] = "new"
+            stop = self._leg(order, body["side"], "stop", stop=body["stop_loss"]["stop_price"])
+            order["legs"] = [stop]
+            return order
         if body.get("take_profit"):
             legs.append(
                 self._leg(order, exit_side, "limit", limit=body["take_profit"]["limit_price"])
@@ -307,6 +387,10 @@ class FakeAlpaca:
         price = self.prices.get(order["symbol"])
         if order["type"] != "market" or price is None or order["qty"] is None:
             return
+        self._fill_at(order, price)
+        self._activate_legs(order)
+
+    def _fill_at(self, order: dict[str, Any], price: float) -> None:
         qty = Decimal(order["qty"])
         order.update(
             {
@@ -316,35 +400,47 @@ class FakeAlpaca:
                 "filled_at": _now(),
             }
         )
-        for leg in order["legs"] or []:
-            leg["status"] = "new"
         signed = qty if order["side"] == "buy" else -qty
         self.positions[order["symbol"]] = self.positions.get(order["symbol"], Decimal(0)) + signed
         cash = Decimal(self.account["cash"]) - signed * Decimal(str(price))
         self.account["cash"] = str(cash)
 
-    def _cancel(self, order: dict[str, Any]) -> Response:
+    def _activate_legs(self, order: dict[str, Any]) -> None:
+        """An entry filled: its take-profit works (`new`), its stop-loss stays `held`."""
+        for leg in order["legs"] or []:
+            if leg["status"] == "held" and leg["type"] == "limit":
+                leg["status"] = "new"
+
+    def _cancel(self, order: dict[str, Any], parent: dict[str, Any] | None = None) -> Response:
         with self._lock:
             if order["status"] not in OPEN_STATUSES:
                 return self._error("not_cancelable")
-            order["status"] = "canceled"
-            order["canceled_at"] = _now()
-            for leg in order["legs"] or []:
-                if leg["status"] in OPEN_STATUSES:
-                    leg["status"] = "canceled"
+            for target in (order, *self._siblings(order, parent)):
+                if target["status"] in OPEN_STATUSES:
+                    target.update({"status": "canceled", "canceled_at": _now()})
         return Response(status=204)
 
+    def _every_order(self) -> list[dict[str, Any]]:
+        return [o for top in self.orders.values() for o in (top, *(top.get("legs") or []))]
+
     def _order_list(self, args: Any = None) -> list[dict[str, Any]]:
+        """Like Alpaca: with `nested=true` the status filters top-level orders and legs ride
+        along; otherwise every order, legs included, is listed (and filtered) by itself."""
         args = args or {}
         status = args.get("status", "open")
-        orders = list(self.orders.values())
+        nested = args.get("nested") == "true"
+        if nested:
+            orders = list(self.orders.values())
+        else:
+            orders = [{**o, "legs": None} for o in self._every_order()]
         if status == "open":
             orders = [o for o in orders if o["status"] in OPEN_STATUSES]
         elif status == "closed":
             orders = [o for o in orders if o["status"] not in OPEN_STATUSES]
-        orders.sort(key=lambda o: o["submitted_at"], reverse=True)
-        if args.get("nested") not in ("true", "True", "1"):
-            orders = [{**o, "legs": None} for o in orders]
+        if args.get("symbols"):
+            wanted = set(args["symbols"].split(","))
+            orders = [o for o in orders if o.get("symbol") in wanted]
+        orders.sort(key=lambda o: o["submitted_at"], reverse=args.get("direction") != "asc")
         return orders[: int(args.get("limit", 50))]
 
     def _positions(self) -> list[dict[str, Any]]:
@@ -378,7 +474,8 @@ def _order_rule_violation(body: dict[str, Any]) -> str | None:
         return "symbol and side are required"
     if (body.get("qty") is None) == (body.get("notional") is None):
         return "qty or notional is required"
-    if kind in ("limit", "stop_limit") and body.get("limit_price") is None:
+    oco = body.get("order_class") == "oco"
+    if kind in ("limit", "stop_limit") and body.get("limit_price") is None and not oco:
         return "limit_price is required"
     if kind in ("stop", "stop_limit") and body.get("stop_price") is None:
         return "stop_price is required"
@@ -390,7 +487,7 @@ def _order_rule_violation(body: dict[str, Any]) -> str | None:
     tp, sl = body.get("take_profit"), body.get("stop_loss")
     if order_class == "simple" and (tp or sl):
         return "take_profit/stop_loss need order_class bracket, oto or oco"
-    if order_class in ("bracket", "oto"):
+    if order_class in ("bracket", "oto", "oco"):
         if kind == "trailing_stop":
             return f"{order_class} orders do not support trailing_stop"
         if body["time_in_force"] not in ("day", "gtc"):
@@ -402,6 +499,17 @@ def _order_rule_violation(body: dict[str, Any]) -> str | None:
         sl_price = Decimal(str(sl["stop_price"]))
         if (body["side"] == "buy" and tp_price <= sl_price) or (
             body["side"] == "sell" and tp_price >= sl_price
+        ):
+            return "take_profit.limit_price must be on the profit side of stop_loss.stop_price"
+    if order_class == "oco":
+        if kind != "limit":
+            return "oco orders must be limit orders"
+        if not (tp and sl):
+            return "oco orders require take_profit and stop_loss"
+        tp_price = Decimal(str(tp["limit_price"]))
+        sl_price = Decimal(str(sl["stop_price"]))
+        if (body["side"] == "sell" and tp_price <= sl_price) or (
+            body["side"] == "buy" and tp_price >= sl_price
         ):
             return "take_profit.limit_price must be on the profit side of stop_loss.stop_price"
     if order_class == "oto" and bool(tp) == bool(sl):

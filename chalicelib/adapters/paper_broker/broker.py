@@ -180,6 +180,10 @@ class PaperBroker:
         exits.sort(key=lambda r: (r.created_at, r.cid))
         return [r.order for r in exits]
 
+    def foreign_orders(self) -> list[dict[str, object]]:
+        """Orders of kinds flowtrader does not trade: a paper account never holds any."""
+        return []
+
     def get_positions(self) -> list[Position]:
         book = self._store.book()
         marks = self._store.quotes(book.positions)

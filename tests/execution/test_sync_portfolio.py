@@ -1,0 +1,102 @@
+"""sync_portfolio: the broker is the truth — fills booked once as trades, order and leg
+statuses refreshed, positions replaced, drift flagged and never acted on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chalicelib.adapters.memory_state import InMemoryStateStore
+from chalicelib.domain import ExitReason, OrderIntent, OrderType, Side
+from chalicelib.rules.market_calendar import trading_date
+from chalicelib.services.sync_portfolio import in_sync_window, scheduled_sync, sync_portfolio
+from tests.execution.fake_broker import FakeBroker
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def notify(self, subject: str, message: str) -> None:
+        self.sent.append(message)
+
+
+def bracket_long(broker: FakeBroker, qty: float = 10, price: float = 100.0):
+    intent = OrderIntent(
+        client_order_id="ft-A1-open",
+        alert_id="A1",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=qty,
+        reference_price=price,
+        stop_loss=95.0,
+        take_profit=110.0,
+    )
+    return broker.place_order(intent)
+
+
+@pytest.fixture
+def world():
+    broker, state, notes = FakeBroker(), InMemoryStateStore(), Notes()
+    entry = bracket_long(broker)
+    state.record_order("A1", entry, NOW)
+    first = sync_portfolio(broker, state, NOW, notifier=notes)
+    assert first.baseline  # a fresh table takes the broker's word; nothing is replayed
+    assert first.trades == ()
+    return broker, state, notes
+
+
+def test_a_stop_filled_at_the_broker_is_booked_once_named_and_shown(world):
+    broker, state, notes = world
+    stop = next(o for o in broker.working_exits("AAPL") if o.order_type is OrderType.STOP)
+    broker.fill(stop.broker_order_id, 94.0)
+
+    report = sync_portfolio(broker, state, NOW, notifier=notes)
+
+    (trade,) = report.trades
+    assert (trade.exit_reason, trade.qty, trade.alert_id) == (ExitReason.STOP_LOSS, 10, "A1")
+    assert trade.pnl_usd == pytest.approx(-60.0)
+    assert state.realized_pl(trading_date(NOW)) == pytest.approx(-60.0)
+    assert any(m.startswith("Stop-loss hit AAPL: −$60.00 (−6.0 %)") for m in notes.sent)
+    assert state.positions() == []
+    entry = next(o for o in state.orders() if o["client_order_id"] == "ft-A1-open")
+    assert {leg["order_type"]: leg["status"] for leg in entry["legs"]} == {
+        "stop": "filled",
+        "limit": "canceled",
+    }
+    assert [e["event"] for e in state.journal("A1")] == ["trade"]
+
+    again = sync_portfolio(broker, state, NOW, notifier=notes)
+    assert again.trades == ()
+    assert state.realized_pl(trading_date(NOW)) == pytest.approx(-60.0)
+    assert len(state.trades(trading_date(NOW), trading_date(NOW))) == 1
+
+
+def test_a_position_changed_outside_flowtrader_is_drift_flagged_not_traded(world):
+    broker, state, notes = world
+    broker.set_position("AAPL", 4, 100.0)  # the trader sold 6 in the broker's own app
+    placed = broker.place_calls
+
+    report = sync_portfolio(broker, state, NOW, notifier=notes)
+
+    (drift,) = report.drift
+    assert (drift.symbol, drift.expected_qty, drift.broker_qty) == ("AAPL", 10, 4)
+    assert any(
+        m.startswith("Drift AAPL: broker holds 4, flowtrader expected 10") for m in notes.sent
+    )
+    assert [e["event"] for e in state.journal("portfolio-2026-12-01")] == ["drift"]
+    assert broker.place_calls == placed  # never acted on
+    assert [(p.symbol, p.qty) for p in state.positions()] == [("AAPL", 4)]  # the broker wins
+
+
+def test_the_schedule_skips_outside_the_session_and_runs_inside_it():
+    broker, state = FakeBroker(), InMemoryStateStore()
+    night = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    assert not in_sync_window(night)
+    assert scheduled_sync(broker, state, night) == {"skipped": "outside the trading session"}
+    assert in_sync_window(NOW)
+    assert scheduled_sync(broker, state, NOW)["baseline"] is True
+    assert scheduled_sync(broker, state, night, force=True)["baseline"] is False

@@ -69,6 +69,17 @@ def _authorized() -> bool:
     )
 
 
+def _known_alert_id(alert_id: str) -> bool:
+    """Alert ids are ULIDs (26 ASCII letters and digits); text that could be none names no
+    alert and is never sent to the table (DynamoDB refuses keys over 2 KB with an error)."""
+    return 0 < len(alert_id) <= 64 and alert_id.isascii() and alert_id.isalnum()
+
+
+def _no_such_alert(alert_id: str) -> Response:
+    shown = alert_id if _known_alert_id(alert_id) else "with that id (ids are 26-character ULIDs)"
+    return _json(404, {"error": f"no alert {shown}"})
+
+
 def _unauthorized() -> Response:
     return Response(
         body={"error": "missing or wrong bearer token"},
@@ -81,9 +92,11 @@ def _unauthorized() -> Response:
 def get_alert(alert_id: str) -> Response:
     if not _authorized():
         return _unauthorized()
+    if not _known_alert_id(alert_id):
+        return _no_such_alert(alert_id)
     record = bootstrap.container().alert_store.get(alert_id)
     if record is None:
-        return _json(404, {"error": f"no alert {alert_id}"})
+        return _no_such_alert(alert_id)
     return _json(200, record)
 
 
@@ -113,8 +126,9 @@ def list_orders() -> Response:
     if not _authorized():
         return _unauthorized()
     raw = (app.current_request.query_params or {}).get("limit", "100")
-    if not raw.isdigit():
-        return _json(400, {"error": "limit must be a whole number"})
+    # ASCII digits only: str.isdigit() alone accepts "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        return _json(400, {"error": "limit must be a whole number (1 to 500)", "field": "limit"})
     return _json(200, recent_orders(bootstrap.container().state_store, int(raw)))
 
 
@@ -135,6 +149,8 @@ def get_alert_journal(alert_id: str) -> Response:
 
     if not _authorized():
         return _unauthorized()
+    if not _known_alert_id(alert_id):
+        return _no_such_alert(alert_id)
     return _json(200, alert_journal(bootstrap.container().state_store, alert_id))
 
 

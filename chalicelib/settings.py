@@ -35,6 +35,16 @@ class Settings(BaseSettings):
         60, description="An alert without `time` repeats an identical one within this window."
     )
     dedupe_ttl_days: int = Field(7, description="How long idempotency keys are remembered.")
+    # --- alert freshness --- (rules/alert_age.py; services/ingest_alert.py answers 422)
+    max_alert_age_s: int = Field(
+        300,
+        ge=0,
+        description="Refuse alerts older than this: by `timenow`, else `time` plus the bar's "
+        "`interval` (seconds; 0: off).",
+    )
+    alert_clock_skew_s: int = Field(
+        10, ge=0, description="How far in the future `time`/`timenow` may be (seconds)."
+    )
 
     alerts_table: str = Field("flowtrader-alerts", description="DynamoDB table of alerts.")
     state_table: str = Field(

@@ -2,9 +2,15 @@
 
 The order of the steps is the money-safety argument: nothing is stored until the request
 has passed every check, and once it is stored the answer is never a 5xx (TradingView
-would resend it). The alert stays `pending` until the worker takes it, so an enqueue that
-fails after the store is repaired by the sweeper (`requeue_pending`). The happy path is
-two AWS calls: the store transaction and the enqueue.
+would resend it). Parsing is bounded (body size, nesting depth, number length) and cheap, and
+the passphrase is checked before anything else looks at the alert; bad input always gets a
+4xx naming the field. A stale alert (`max_alert_age_s`) is answered 422 and not stored: the
+check is a clock comparison, cheap and deterministic, so the sender learns at once, and an
+alert that could never be traded leaves no state behind.
+
+The alert stays `pending` until the worker takes it, so an enqueue that fails after the store
+is repaired by the sweeper (`requeue_pending`). The happy path is two AWS calls: the store
+transaction and the enqueue.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,8 +30,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.domain import Alert
+from chalicelib.domain import Alert, placeholder_message, unfilled_placeholder
 from chalicelib.ports import AlertQueue, AlertStore, QueueUnavailable, StorageUnavailable
+from chalicelib.rules.alert_age import check_alert_age
+from chalicelib.rules.instruments import untradeable_reason
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +83,46 @@ def check_source_ip(settings: Settings, source_ip: str | None) -> None:
         raise WebhookRejected(403, "source address not allowed")
 
 
+# A JSON number longer than this is refused unconverted: Python's int() is quadratic in the
+# digits (and refuses over 4,300), and no price, size or count needs more.
+MAX_NUMBER_CHARS = 32
+# Alerts are flat; unknown fields may nest this deep (arrays and objects).
+MAX_NESTING = 16
+_MAX_FIELD_ERRORS = 20
+_UNQUOTED_PLACEHOLDER = re.compile(r'"([^"\\]{1,64})"\s*:\s*(\{\{[^{}]{0,80}\}\})')
+
+
+class _BadNumber:
+    """A JSON number the parser would not convert, kept as a marker so that the field can be
+    named in a 422, after the passphrase is checked."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _bounded(convert: Any) -> Any:
+    def parse(text: str) -> Any:
+        if len(text) > MAX_NUMBER_CHARS:
+            return _BadNumber(
+                f"is a number of {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted"
+            )
+        value = convert(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            return _BadNumber(f"is {text}, out of the range of a number")
+        return value
+
+    return parse
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_bounded(int),
+    parse_float=_bounded(float),
+    parse_constant=lambda name: _BadNumber(f"is {name}, not a finite number"),
+)
+
+
 def parse_body(raw: bytes, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise WebhookRejected(413, f"body is larger than {max_bytes} bytes")
@@ -83,14 +133,52 @@ def parse_body(raw: bytes, max_bytes: int) -> dict[str, Any]:
     if not text.strip():
         raise WebhookRejected(400, "body is empty; send the alert as a JSON object")
     try:
-        payload = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        payload = _DECODER.decode(text)
+    except json.JSONDecodeError:
+        unquoted = _UNQUOTED_PLACEHOLDER.search(text)
+        if unquoted:
+            raise WebhookRejected(
+                400,
+                f"body is not valid JSON: {unquoted.group(1)} is the unfilled placeholder "
+                f"{unquoted.group(2)}; TradingView sends a variable it cannot fill as typed",
+            ) from None
         raise WebhookRejected(
             400, "body is not valid JSON; check the alert message for unfilled placeholders"
+        ) from None
+    except RecursionError:
+        raise WebhookRejected(
+            400, f"body is nested too deeply (at most {MAX_NESTING} levels are accepted)"
         ) from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "body must be a JSON object")
     return payload
+
+
+def payload_problems(payload: dict[str, Any]) -> list[dict[str, str]]:
+    """Field-level problems the schema cannot see: numbers refused while parsing, nesting
+    deeper than MAX_NESTING and unfilled `{{placeholders}}`, in any field, nested included."""
+    problems = []
+    stack: list[tuple[str, Any, int]] = [
+        (key, value, 1) for key, value in payload.items() if key != "passphrase"
+    ]
+    while stack:
+        field, value, depth = stack.pop()
+        message = None
+        if isinstance(value, _BadNumber):
+            message = f"{field} {value.problem}"
+        elif (placeholder := unfilled_placeholder(value)) is not None:
+            message = f"{field} {placeholder_message(placeholder)}"
+        elif isinstance(value, dict | list) and depth > MAX_NESTING:
+            field = field.split(".", 1)[0]  # the field the sender wrote, not 16 levels of it
+            message = f"{field} is nested deeper than {MAX_NESTING} levels"
+        elif isinstance(value, dict):
+            stack.extend((f"{field}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{field}.{i}", v, depth + 1) for i, v in enumerate(value))
+        if message:
+            problems.append({"field": field, "message": message})
+    problems.sort(key=lambda p: p["field"])
+    return problems[:_MAX_FIELD_ERRORS]
 
 
 def check_passphrase(settings: Settings, payload: dict[str, Any]) -> None:
@@ -113,6 +201,9 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def validate_alert(payload: dict[str, Any]) -> Alert:
+    problems = payload_problems(payload)
+    if problems:
+        raise WebhookRejected(422, "the alert does not match the schema", problems)
     fields = {k: v for k, v in payload.items() if k != "passphrase"}
     try:
         return Alert.model_validate(fields)
@@ -120,6 +211,30 @@ def validate_alert(payload: dict[str, Any]) -> Alert:
         raise WebhookRejected(
             422, "the alert does not match the schema", _field_errors(exc)
         ) from None
+
+
+def check_tradeable(alert: Alert) -> None:
+    reason = untradeable_reason(alert.ticker)
+    if reason:
+        raise WebhookRejected(
+            422, "the instrument is not tradeable", [{"field": "ticker", "message": reason}]
+        )
+
+
+def check_fresh(alert: Alert, settings: Settings, now: datetime) -> None:
+    verdict = check_alert_age(
+        alert,
+        now,
+        max_age=timedelta(seconds=settings.max_alert_age_s),
+        clock_skew=timedelta(seconds=settings.alert_clock_skew_s),
+    )
+    if not verdict.allowed:
+        field = "timenow" if alert.timenow is not None else "time"
+        raise WebhookRejected(
+            422,
+            "the alert is not current; nothing was stored",
+            [{"field": field, "message": verdict.reason}],
+        )
 
 
 def dedupe_key(alert: Alert, payload: dict[str, Any], settings: Settings, now: datetime):
@@ -171,6 +286,8 @@ def ingest_alert(
     payload = parse_body(raw_body, settings.max_body_bytes)
     check_passphrase(settings, payload)
     alert = validate_alert(payload)
+    check_tradeable(alert)
+    check_fresh(alert, settings, now)
     key, keep_until = dedupe_key(alert, payload, settings, now)
     alert_id = new_alert_id(now)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -10,13 +11,32 @@ import boto3
 from tests.conftest import PASSPHRASE
 
 
+def tv_time(moment: datetime) -> str:
+    """A time as TradingView's `{{time}}`/`{{timenow}}` spell it: yyyy-MM-ddTHH:mm:ssZ, UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def todays_bar() -> str:
+    """The open of today's daily bar (UTC). With `interval` "1D" an alert on it is fresh all
+    day, so two alerts built moments apart name the same bar (except across midnight)."""
+    return tv_time(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def minute_bar(minutes_ago: int = 1) -> str:
+    """The open of the 1-minute bar `minutes_ago` minutes back (send with interval "1")."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return tv_time(now - timedelta(minutes=minutes_ago))
+
+
 def alert_body(**fields: Any) -> dict[str, Any]:
+    """A valid indicator alert on today's daily bar; a field given as None is left out."""
     body: dict[str, Any] = {
         "passphrase": PASSPHRASE,
         "ticker": "NASDAQ:AAPL",
         "action": "buy",
         "price": 190.12,
-        "time": "2026-11-26T15:30:00Z",
+        "time": todays_bar(),
+        "interval": "1D",
     }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
@@ -69,3 +89,45 @@ def sqs_event(*bodies: str) -> dict:
             for i, body in enumerate(bodies)
         ]
     }
+
+
+def raw_http(
+    base_url: str, request: bytes, timeout: float = 10.0, half_close: bool = False
+) -> tuple[int, str, bytes]:
+    """Send `request` verbatim on a fresh connection; (status, header block, body).
+
+    Reads until the response's Content-Length is in, or the server closes the connection;
+    a server that closes without answering gives status 0. `half_close` shuts the sending
+    side after the request, as a client that gives up mid-body does.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base_url)
+    data = b""
+    with socket.create_connection((where.hostname, where.port), timeout=timeout) as conn:
+        conn.sendall(request)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                lengths = [
+                    line.split(b":", 1)[1].strip()
+                    for line in head.split(b"\r\n")[1:]
+                    if line.lower().startswith(b"content-length:")
+                ]
+                if lengths and len(body) >= int(lengths[0]):
+                    break
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head:
+        return 0, "", b""
+    status = int(head.split(b" ", 2)[1])
+    return status, head.decode("latin-1"), body

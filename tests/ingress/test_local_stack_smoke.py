@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ingress.helpers import todays_bar
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -76,7 +78,8 @@ def test_local_stack_turns_an_alert_into_a_paper_bracket_and_a_notification():
             "price": 190.12,
             "stop_loss": 187.5,
             "take_profit": 195,
-            "time": "2026-11-26T15:30:00Z",
+            "time": todays_bar(),
+            "interval": "1D",
         }
         status, body = _request(f"{base}/webhook", alert)
         assert (status, body["status"]) == (202, "accepted")

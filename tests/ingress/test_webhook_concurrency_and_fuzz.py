@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ingress.helpers import alert_body, post, stored_items
-
-
-@pytest.fixture
-def http_url(aws):
-    """The Chalice app served over HTTP on a free loopback port, as `make run` serves it."""
-    from app import app
-    from devstack.http import local_server
-
-    server = local_server(app, "127.0.0.1", 0, stage="test")
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server.server_address[1]}"
-    server.server.shutdown()
-    server.server.server_close()
+from tests.ingress.helpers import alert_body, post, stored_items, todays_bar
 
 
 def _post_http(url: str, body: dict) -> tuple[int, dict]:
@@ -81,7 +65,8 @@ alert_like = st.fixed_dictionaries(
         "trail_percent": st.floats() | json_values,
         "stop_loss": st.floats() | json_values,
         "take_profit": st.floats() | json_values,
-        "time": st.sampled_from(["2026-11-26T15:30:00Z", "x"]) | json_values,
+        "time": st.sampled_from([todays_bar(), "x"]) | json_values,
+        "interval": st.sampled_from(["1D", "1", "{{interval}}"]) | json_values,
         "market_position": st.sampled_from(["long", "short", "flat"]) | json_values,
     },
 )

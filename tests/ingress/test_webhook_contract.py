@@ -7,7 +7,14 @@ import os
 
 import pytest
 
-from tests.ingress.helpers import alert_body, post, queued_alert_ids, sqs_event, stored_items
+from tests.ingress.helpers import (
+    alert_body,
+    minute_bar,
+    post,
+    queued_alert_ids,
+    sqs_event,
+    stored_items,
+)
 
 
 def _alerts_table() -> str:
@@ -94,7 +101,7 @@ def test_same_ticker_action_bar_time_order_and_strategy_is_a_duplicate(client):
     first = post(client, alert_body(order_id="Long", strategy="ORB"))
     again = post(client, alert_body(order_id="Long", strategy="ORB", comment="resent"))
     other_bar = post(
-        client, alert_body(order_id="Long", strategy="ORB", time="2026-11-26T15:35:00Z")
+        client, alert_body(order_id="Long", strategy="ORB", time=minute_bar(), interval="1")
     )
     other_order = post(client, alert_body(order_id="Short", strategy="ORB"))
 

@@ -268,3 +268,34 @@ def test_canceling_a_leg_cancels_its_sibling(make_broker):
     legs = make_broker().get_order_by_client_id("ft-alert-1").legs
     assert {leg.status for leg in legs} == {OrderStatus.CANCELED}
     assert [p.qty for p in make_broker().get_positions()] == [10]  # the position stays
+
+
+def test_a_protective_oco_loses_to_its_stop_when_one_move_touches_both(make_broker):
+    make_broker().place_order(intent())  # long 10 at 100.10
+    protect = intent(
+        "ft-protect",
+        side=Side.SELL,
+        qty=4,
+        protects_position=True,
+        stop_loss=95.0,
+        take_profit=110.0,
+        reference_price=None,
+    )
+    make_broker().place_order(protect)
+
+    changed = make_broker().on_price("AAPL", 100.0, T0, high=111.0, low=94.0)
+
+    by_id = {o.client_order_id: o.status for o in changed}
+    assert by_id == {"ft-protect#sl": OrderStatus.FILLED, "ft-protect": OrderStatus.CANCELED}
+    assert [p.qty for p in make_broker().get_positions()] == [6]
+
+
+def test_list_orders_reads_only_the_newest_page_of_history(make_broker):
+    for i in range(12):
+        make_broker().place_order(intent(f"ft-{i:02d}", qty=1))
+
+    newest = make_broker().list_orders("all", limit=3)
+
+    assert len(newest) == 3
+    assert all(o.status is OrderStatus.FILLED for o in newest)
+    assert len(make_broker().list_orders("closed", limit=50)) == 12

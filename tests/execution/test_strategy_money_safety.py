@@ -235,3 +235,51 @@ def test_the_pnl_view_refuses_a_bad_range_with_a_400(paper):
     r = paper.http.get("/api/pnl?from=2026-13-01", headers=AUTH)
     assert r.status_code == 400
     assert "from must be a date" in r.json_body["error"]
+
+
+@pytest.fixture
+def alpaca(client, monkeypatch):
+    """The app on the alpaca broker: real alpaca-py against the local Alpaca server."""
+    from chalicelib import bootstrap
+    from tests.fakes.alpaca_server import FakeAlpaca
+
+    with FakeAlpaca() as server:
+        monkeypatch.setenv("FLOWTRADER_MARKET_HOURS_ONLY", "false")
+        monkeypatch.setenv("FLOWTRADER_BROKER", "alpaca")
+        monkeypatch.setenv("FLOWTRADER_ALPACA_API_KEY", server.key_id)
+        monkeypatch.setenv("FLOWTRADER_ALPACA_SECRET_KEY", server.secret_key)
+        monkeypatch.setenv("FLOWTRADER_ALPACA_BASE_URL", server.url)
+        monkeypatch.setenv("FLOWTRADER_MAX_TRADES_PER_HOUR", "20")
+        bootstrap.reset()
+        yield client, server
+
+
+def test_orders_alpaca_users_hold_but_flowtrader_does_not_trade_never_fail_an_alert(alpaca):
+    """Alpaca's own example orders (trading-api.json, GET /v2/orders examples): a multi-leg
+    options order (`side: ""`, legs with `type: ""`) and an IPO order (`asset_class: "ipo"`).
+    One of them in the account must not fail every alert that lists the open orders."""
+    from tests.fakes.alpaca_server import load_fixture
+
+    client, server = alpaca
+    server.add_order(load_fixture("order_mleg_options.json"))
+    server.add_order(load_fixture("order_ipo.json"))
+    server.prices["AMD"] = 150.0
+
+    opened = deliver(
+        client,
+        strategy_fill(
+            "AMD", "buy", 10, "long", "flat", 10, 0, 150.0, stop_loss=145.0, take_profit=160.0
+        ),
+    )
+    assert opened["status"] == "filled", opened
+
+    partial = deliver(
+        client, strategy_fill("AMD", "sell", 5, "long", "long", 5, 10, 152.0, order_id="TP1")
+    )
+    assert partial["status"] == "filled", partial
+    assert positions(client) == {"AMD": 5}
+    protect = next(
+        o for o in partial["details"]["orders"] if o["client_order_id"].endswith("-protect")
+    )
+    assert protect["qty"] == 5
+    assert {leg["type"] for leg in protect["legs"]} == {"stop"}  # OCO: the limit with its stop leg

@@ -14,7 +14,8 @@ Two CloudFormation stacks per stage:
    - `FunctionResponseTypes: [ReportBatchItemFailures]`: without it Lambda ignores the
      worker's `batchItemFailures` and deletes failed records as if they had succeeded.
    Functions get Chalice's usual names (`flowtrader-<stage>[-<handler>]`, which the
-   alarms watch) and log groups with a retention.
+   alarms watch) and log groups with a retention; the API gets gateway responses with fixed
+   bodies (GATEWAY_RESPONSES), so API Gateway never echoes a caller's Authorization header.
 
 `destroy` deletes the app stack, empties the buckets, deletes the infra stack and the
 secret. Every AWS call goes through one boto3 session; `--endpoint-url` (or
@@ -55,6 +56,43 @@ OUTPUT_TO_ENV = {
     "NotificationsTopicArn": "FLOWTRADER_TOPIC_ARN",
     "ReportsBucketName": "FLOWTRADER_REPORTS_BUCKET",
     "AppSecretArn": "FLOWTRADER_SECRETS_ARN",
+}
+
+
+def _gateway_response(message: str, status: str | None = None) -> dict[str, Any]:
+    """One gateway response (x-amazon-apigateway-gateway-responses): JSON, fixed text."""
+    response: dict[str, Any] = {
+        "responseParameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
+        "responseTemplates": {"application/json": json.dumps({"error": message})},
+    }
+    if status:  # without one, a DEFAULT_* response keeps each type's own status
+        response["statusCode"] = status
+    return response
+
+
+# API Gateway's own answers (no route, too large, throttled, ...), as the API's gateway
+# responses. The default for an unknown route is a 403 whose message ends in
+# "Authorization=<the request's Authorization header>" (the caller's bearer token, echoed, and
+# logged by anything in between); every body here is fixed text, nothing from the request.
+# The local server (devstack/http.py) answers an unknown route the same way.
+GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": _gateway_response("no such route", "404"),
+    "RESOURCE_NOT_FOUND": _gateway_response("no such route", "404"),
+    "ACCESS_DENIED": _gateway_response("forbidden", "403"),
+    "UNAUTHORIZED": _gateway_response("unauthorized", "401"),
+    "INVALID_SIGNATURE": _gateway_response("forbidden", "403"),
+    "EXPIRED_TOKEN": _gateway_response("forbidden", "403"),
+    "INVALID_API_KEY": _gateway_response("forbidden", "403"),
+    "REQUEST_TOO_LARGE": _gateway_response("the request is too large", "413"),
+    "UNSUPPORTED_MEDIA_TYPE": _gateway_response(
+        "send the alert as application/json or text/plain", "415"
+    ),
+    "BAD_REQUEST_BODY": _gateway_response("the request body is malformed", "400"),
+    "BAD_REQUEST_PARAMETERS": _gateway_response("the request parameters are malformed", "400"),
+    "THROTTLED": _gateway_response("too many requests; retry later", "429"),
+    "QUOTA_EXCEEDED": _gateway_response("too many requests; retry later", "429"),
+    "DEFAULT_4XX": _gateway_response("the request was refused"),
+    "DEFAULT_5XX": _gateway_response("internal server error; retry later"),
 }
 # Logical queue name in app.py's @app.on_sqs_message -> infra output holding its ARN.
 SQS_QUEUES = {"flowtrader-alerts": "AlertsQueueArn"}
@@ -438,6 +476,10 @@ def prepare_app_template(
     template = json.loads(json.dumps(sam))
     template["Description"] = f"{APP_NAME} {stage}: Lambdas and API (chalice package)"
     resources = template["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::Api":
+            definition = resource["Properties"]["DefinitionBody"]
+            definition["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
     for logical_id, resource in list(resources.items()):
         if resource["Type"] != "AWS::Serverless::Function":
             continue

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.deploy import policy_document, prepare_app_template, slim_package
+from infra.deploy import GATEWAY_RESPONSES, policy_document, prepare_app_template, slim_package
 
 REPO = Path(__file__).resolve().parents[2]
 ZIP_LIMIT_BYTES = 40 * 1024 * 1024
@@ -174,6 +174,16 @@ def test_stage_template_wires_the_queue_and_partial_batch_failures(sam):
         log_group = template["Resources"][f"{logical_id}LogGroup"]["Properties"]
         assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
         assert f"{logical_id}LogGroup" in template["Resources"][logical_id]["DependsOn"]
+
+
+def test_stage_template_gives_the_api_fixed_gateway_responses(sam):
+    """API Gateway's default for an unknown route echoes the Authorization header."""
+    template = prepare_app_template(sam, "dev", STAGE_OUTPUTS, "s3://bucket/code/x.zip")
+    apis = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    assert apis
+    for api in apis:
+        definition = api["Properties"]["DefinitionBody"]
+        assert definition["x-amazon-apigateway-gateway-responses"] == GATEWAY_RESPONSES
 
 
 def test_stage_template_passes_cfn_lint(sam, tmp_path: Path):

@@ -158,12 +158,18 @@ def strategy_target(alert: Alert, held: float) -> float | None:
     if prev is None:
         prev = _side_of(held)
     prev_size = alert.prev_market_position_size
-    if prev_size is None:
-        prev_size = abs(held) if _side_of(held) is prev else 0.0
     if prev is MarketPosition.FLAT:
         return sign * contracts
     if prev is not wanted:  # a flip: contracts = old side closed + new side opened
+        if prev_size is None:
+            if _side_of(held) is wanted and abs(held) < contracts:
+                # We already hold the new side: this flip was executed (a resend or a
+                # redelivery), so the old side was contracts − held and the target is held.
+                return held
+            prev_size = abs(held) if _side_of(held) is prev else 0.0
         return sign * max(contracts - prev_size, 0.0)
+    if prev_size is None:
+        prev_size = abs(held) if _side_of(held) is prev else 0.0
     adds = (alert.action is Action.BUY) == (wanted is MarketPosition.LONG)
     return sign * (prev_size + contracts if adds else max(prev_size - contracts, 0.0))
 

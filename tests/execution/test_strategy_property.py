@@ -16,7 +16,7 @@ import itertools
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.adapters.paper_broker import PaperBroker
@@ -150,6 +150,16 @@ sizes_sent = st.lists(st.booleans(), min_size=8, max_size=8)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=sequences, with_sizes=sizes_sent)
+@example(  # a contracts-only flip resent after it was executed (found by this test)
+    steps=[
+        ("enter", 1, 1),
+        ("enter", -1, 1),
+        ("enter", 1, 1),
+        ("redeliver", 0, 0),
+        ("resend", 0, 0),
+    ],
+    with_sizes=[False] * 8,
+)
 def test_the_broker_ends_at_the_last_target_and_never_unprotected_fake(aws, steps, with_sizes):
     run_sequence(lambda lam: FakeBroker(), steps, with_sizes)
 

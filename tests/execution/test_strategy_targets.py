@@ -104,6 +104,16 @@ def test_a_partial_exit_of_an_unprotected_position_places_no_protection():
     assert [i.qty for i in d.intents] == [4]
 
 
+def test_a_resent_contracts_only_flip_finds_the_new_side_held_and_does_nothing():
+    """Found by the property test: long 1 → short 1 → long 1, then TradingView resends the
+    last flip (buy, long, prev short, contracts 2) with no size placeholders."""
+    alert = strategy_alert(
+        action="buy", market_position="long", prev_market_position="short", quantity=2
+    )
+    d = decide(alert, positions=held(1))
+    assert d.kind is DecisionKind.IGNORE
+
+
 def test_a_redelivered_alert_finds_its_target_reached_and_does_nothing():
     alert = strategy_alert(action="sell", market_position="short", position_size=-10)
     d = decide(alert, positions=held(-10))

@@ -165,3 +165,34 @@ def requeue_pending(event: Any) -> dict[str, Any]:
     if requeued:
         app.log.info(json.dumps({"requeued": requeued}))
     return {"requeued": len(requeued)}
+
+
+@app.route("/api/pnl", methods=["GET"])
+def get_pnl() -> Response:
+    """Realized P/L per closed trade and symbol, unrealized, the broker's day P/L
+    (`?date=YYYY-MM-DD`, or `?from=&to=`; default today, New York trading day)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.rules.market_calendar import trading_date
+    from chalicelib.services.pnl import BadRange, parse_range, pnl_report
+
+    if not _authorized():
+        return _unauthorized()
+    today = trading_date(utc_now())
+    try:
+        start, end = parse_range(dict(app.current_request.query_params or {}), today)
+    except BadRange as exc:
+        return _json(400, {"error": str(exc)})
+    return _json(200, pnl_report(bootstrap.container().state_store, start, end, today))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sync_portfolio(event: Any) -> dict[str, Any]:
+    """The broker is the truth: book fills, refresh positions and order statuses, flag drift."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.sync_portfolio import scheduled_sync
+
+    c = bootstrap.container()
+    result = scheduled_sync(c.broker, c.state_store, utc_now(), notifier=c.notifier)
+    if result.get("trades") or result.get("drift"):
+        app.log.info(json.dumps(result, default=str))
+    return result

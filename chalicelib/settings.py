@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     )
     alpaca_timeout_s: float = Field(5.0, description="Per-request timeout towards Alpaca.")
     alpaca_submit_attempts: int = Field(
-        3, description="POSTs per order at most; each retry follows a lookup that found none."
+        1,
+        description="POSTs per adapter call (1: the worker's own retry, after a lookup by "
+        "client order id, is the one retry layer: at most 2 POSTs per receive).",
     )
     secrets_arn: str = Field(
         "",

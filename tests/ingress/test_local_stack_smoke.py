@@ -39,13 +39,14 @@ def _request(url: str, body: dict | None = None, token: str | None = None) -> tu
 
 
 @pytest.mark.slow
-def test_local_stack_turns_an_alert_into_a_paper_bracket_and_a_notification():
+def test_local_stack_turns_an_alert_into_a_paper_bracket_and_a_notification(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWTRADER_"))}
     env.update(
         PORT=str(port),
         FLOWTRADER_WEBHOOK_PASSPHRASE="smoke-pass",
         FLOWTRADER_API_TOKEN="smoke-token",
+        FLOWTRADER_DATA_DIR=str(tmp_path),  # a fresh stack, whatever earlier runs kept
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"],

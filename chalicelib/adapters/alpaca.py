@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 DUPLICATE_CLIENT_ORDER_ID = "40010001"
 TRADED_ASSET_CLASSES = frozenset({"us_equity"})
 MAX_LIST_LIMIT = 500  # Alpaca's largest page of GET /v2/orders
+UNSETTLED = frozenset({"pending_cancel"})  # a cancel Alpaca has not finished yet
 _OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 
 # Alpaca status -> ours; anything not listed is a working state we call PENDING.
@@ -344,7 +345,8 @@ class AlpacaBroker:
 
     `submit_attempts`: POSTs per `place_order` call at most (each after a lookup found
     nothing); 1 by default, because the use case is the one layer that places again.
-    `read_attempts`: tries for lookups and other reads; `wait_s`: first backoff, doubling.
+    `read_attempts`: tries for lookups and other reads; `wait_s`: first backoff, doubling;
+    `cancel_settle_s`: how long a cancel waits for Alpaca to finish it.
     """
 
     name = "alpaca"
@@ -357,8 +359,10 @@ class AlpacaBroker:
         read_attempts: int = 3,
         wait_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        cancel_settle_s: float = 2.0,
     ) -> None:
         self._client = client
+        self._cancel_settle_s = cancel_settle_s
         self._submit_attempts = max(1, submit_attempts)
         self._read_attempts = max(1, read_attempts)
         self._wait_s = wait_s
@@ -448,6 +452,16 @@ class AlpacaBroker:
         return self._read(lookup)
 
     def cancel_order(self, broker_order_id: str) -> None:
+        """Cancel, and wait until Alpaca says it is done.
+
+        Alpaca cancels asynchronously: DELETE answers 204 while the order is still
+        `pending_cancel`, and until it settles its shares stay held, so a close sent at once
+        is refused "insufficient qty available". Alpaca's advice is to "verify the status of
+        previous executions before placing new orders that depend on their outcome"
+        (https://alpaca.markets/learn/issues-placing-an-order/): poll the order, up to
+        `cancel_settle_s`.
+        """
+
         def cancel() -> None:
             try:
                 self._client.cancel_order_by_id(broker_order_id)
@@ -455,6 +469,19 @@ class AlpacaBroker:
                 raise self._raise_for(_failure(exc)) from exc
 
         self._read(cancel)
+        delay, waited = 0.05, 0.0
+        while True:
+            status = self._call(lambda: self._client.get_order_by_id(broker_order_id)).status
+            if str(getattr(status, "value", status)) not in UNSETTLED:
+                return
+            if waited >= self._cancel_settle_s:
+                log.warning(
+                    "alpaca: cancel of %s still pending after %.1f s", broker_order_id, waited
+                )
+                return
+            self._sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
 
     def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]:
         """Orders flowtrader trades, newest first, legs nested; foreign ones left out."""

@@ -95,7 +95,8 @@ CLAIMABLE = (
 )
 RESUMED = (AlertStatus.RECEIVED.value, AlertStatus.FAILED.value)
 MAX_RECEIVES = 5  # the queue's redrive maxReceiveCount (infra/template.yaml)
-LEGS = ("close", "open", "protect", "restore")  # this alert's client order id suffixes
+TRADES = ("close", "open")  # the legs that trade; an alert that has one was acted on
+LEGS = (*TRADES, "protect", "restore")  # every client order id suffix of an alert
 WORKING = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 
 
@@ -280,10 +281,10 @@ class _Run:
 
     # --- broker ----------------------------------------------------------------------
 
-    def placed_earlier(self) -> dict[str, Order]:
+    def placed_earlier(self, legs: tuple[str, ...] = LEGS) -> dict[str, Order]:
         """This alert's orders the broker already has, by leg ("close", "open", ...)."""
         found = {}
-        for leg in LEGS:
+        for leg in legs:
             order = self.lookup(client_order_id(self.alert_id, leg))
             if order is not None:
                 found[leg] = order
@@ -574,14 +575,27 @@ def _recovered(run: _Run, done: dict[str, Order]) -> Outcome:
     for order in done.values():
         run.record_order(order)
     run.details["recovered"] = True
-    run.sync()
+    report = run.sync()
+    if "close" in done and "protect" not in done:
+        _reprotect(run, done["close"].symbol, report)
     return _accepted(run, "order already placed by an earlier or concurrent attempt")
+
+
+def _reprotect(run: _Run, symbol: str, report: SyncReport) -> None:
+    """An earlier attempt closed part of a position and died before protecting the rest:
+    re-place the stop/target it journaled for whatever is still held."""
+    held = sum(p.qty for p in report.positions if p.symbol == symbol)
+    if not held or protection_of(run.ex.broker.working_exits(symbol)):
+        return
+    protection = run.protection([], resumed=True)
+    if protection:
+        run.protect(protective_exit(run.alert_id, symbol, held, protection, rules=run.ex.rules))
 
 
 def _ignored(run: _Run, reason: str, done: dict[str, Order]) -> Outcome:
     """Nothing to do — unless an earlier attempt of this alert placed its orders (then the
     target is reached because of them): record those instead."""
-    done = done or run.placed_earlier()
+    done = done or run.placed_earlier(TRADES)
     if done:
         return _recovered(run, done)
     return run.finish(AlertStatus.IGNORED, reason)
@@ -593,7 +607,7 @@ def _rejected(run: _Run, symbol: str, reason: str, done: dict[str, Order]) -> Ou
     A concurrent duplicate delivery may have placed it after this run read the positions
     (it then sees "already long" or a full limit); the broker's word wins over the decision.
     """
-    done = done or run.placed_earlier()
+    done = {leg: o for leg, o in done.items() if leg in TRADES} or run.placed_earlier(TRADES)
     if done:
         return _recovered(run, done)
     run.notify(order_rejected(symbol, reason, run.alert_id))

@@ -159,6 +159,39 @@ def test_redelivery_after_a_crash_between_broker_call_and_record_places_one_orde
     assert lam.alerts.get(alert_id)["details"]["recovered"] is True
 
 
+def test_a_crash_between_a_partial_close_and_its_protection_is_repaired_on_redelivery(
+    broker_kind,
+):
+    """The worker dies right after the partial close (its legs already canceled): the
+    redelivery must find the close, not sell again, and give the remainder its stop back."""
+    from chalicelib.domain import OrderType
+
+    lam = Lambda()
+    inner = make_broker(broker_kind)
+    broker = FlakyBroker(inner)
+    opened = store_alert(
+        lam, "01JPARTOPEN000000000000000", market_position="long", quantity=10,
+        stop_loss=95.0, take_profit=110.0,
+    )  # fmt: skip
+    assert run(lam, opened, execution(lam, broker)).status == "filled"
+    partial = store_alert(
+        lam, "01JPARTCRASH00000000000000", action="sell", market_position="long",
+        market_position_size=4, prev_market_position_size=10,
+    )  # fmt: skip
+    broker.crash_after = 1
+    with pytest.raises(LambdaCrash):
+        run(lam, partial, execution(lam, broker))
+    assert [p.qty for p in inner.get_positions()] == [4]
+    assert not [o for o in inner.working_exits("AAPL") if o.order_type is OrderType.STOP]
+
+    outcome = run(Lambda(), partial, execution(lam, broker), attempt=2)
+
+    assert outcome.status in ("accepted", "filled")
+    assert [p.qty for p in inner.get_positions()] == [4]  # sold once
+    stops = [o for o in inner.working_exits("AAPL") if o.order_type is OrderType.STOP]
+    assert [(o.qty, o.stop_price) for o in stops] == [(4, 95.0)]
+
+
 def test_thirty_parallel_alerts_with_a_limit_of_three_place_exactly_three_orders(broker_kind):
     broker = make_broker(broker_kind)
     seed = Lambda()

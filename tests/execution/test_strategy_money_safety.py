@@ -283,3 +283,51 @@ def test_orders_alpaca_users_hold_but_flowtrader_does_not_trade_never_fail_an_al
     )
     assert protect["qty"] == 5
     assert {leg["type"] for leg in protect["legs"]} == {"stop"}  # OCO: the limit with its stop leg
+
+
+def test_an_alpaca_exit_waits_for_its_canceled_legs_to_free_the_shares(alpaca):
+    """At Alpaca a cancel settles asynchronously (`pending_cancel`) and the legs keep holding
+    the shares until it does; a close sent at once is refused "insufficient qty available".
+    The exit must wait for the cancel, then sell."""
+    client, server = alpaca
+    server.prices["AMD"] = 150.0
+    server.cancel_latency = 2
+    deliver(
+        client,
+        strategy_fill(
+            "AMD", "buy", 10, "long", "flat", 10, 0, 150.0, stop_loss=145.0, take_profit=160.0
+        ),
+    )
+
+    closed = deliver(
+        client, strategy_fill("AMD", "sell", 10, "flat", "long", 0, 10, 151.0, order_id="Exit")
+    )
+
+    assert closed["status"] == "filled", closed
+    assert positions(client) == {}
+
+
+def test_a_close_alpaca_refuses_puts_the_protection_back(alpaca):
+    """If the close is refused after its legs were canceled, the shares get their stop and
+    target back (`-restore`), never left naked."""
+    from chalicelib import bootstrap
+
+    client, server = alpaca
+    server.prices["AMD"] = 150.0
+    deliver(
+        client,
+        strategy_fill(
+            "AMD", "buy", 10, "long", "flat", 10, 0, 150.0, stop_loss=145.0, take_profit=160.0
+        ),
+    )
+    server.reject_next_order("wash_trade")
+
+    refused = deliver(
+        client, strategy_fill("AMD", "sell", 10, "flat", "long", 0, 10, 151.0, order_id="Exit")
+    )
+
+    assert refused["status"] == "rejected", refused
+    assert "wash trade" in refused["reason"]
+    assert positions(client) == {"AMD": 10}
+    exits = bootstrap.container().broker.working_exits("AMD")
+    assert sorted((o.order_type.value, o.qty) for o in exits) == [("limit", 10), ("stop", 10)]

@@ -20,6 +20,14 @@ What it does like Alpaca:
   404, 422 not cancelable), /v2/account, /v2/positions[/{symbol}], /v2/clock.
 - `add_order` puts an order in the account as Alpaca would return it (e.g. the spec's own
   multi-leg options and IPO examples), so adapters meet what they do not trade.
+- Shares held by working exit orders are not available: a sell of more than the position
+  less what open sell orders hold is refused with 403 40310000 "insufficient qty available
+  for order" — what Alpaca answers to a market close while a bracket's legs still hold the
+  shares ("Orders do not always fill immediately … verify the status of previous executions
+  before placing new orders that depend on their outcome",
+  https://alpaca.markets/learn/issues-placing-an-order/).
+- Cancels can settle late (`cancel_latency`): DELETE answers 204 and the order shows
+  `pending_cancel` — still holding its shares — for that many reads before `canceled`.
 
 Fault injection (`inject`): the next matching request answers with an error status, before
 or after the order is created, or after a delay longer than the client's timeout: exactly
@@ -124,6 +132,8 @@ class FakeAlpaca:
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.rejections: list[str] = []  # names in errors.json for the next POSTs
+        self.cancel_latency = 0  # reads of an order that still show it pending_cancel
+        self._pending_cancels: dict[str, int] = {}
         self._errors = load_fixture("errors.json")
         self._schema = _request_schema()
         self._list_parameters = load_fixture("get_orders_parameters.json")
@@ -266,6 +276,7 @@ class FakeAlpaca:
             except KeyError:
                 return self._error("order_not_found")
             if method == "GET":
+                self._settle_cancel(order, parent)
                 return _json(order, 200)
             if method == "DELETE":
                 return self._cancel(order, parent)
@@ -301,6 +312,9 @@ class FakeAlpaca:
             cid = body.get("client_order_id") or str(uuid.uuid4())
             if any(o["client_order_id"] == cid for o in self.orders.values()):
                 return self._error("duplicate_client_order_id")
+            short_of = self._unavailable(body)
+            if short_of:
+                return _json({"code": 40310000, "message": short_of}, 403)
             order = self._new_order(body, cid)
             self.orders[order["id"]] = order
             self._maybe_fill(order)
@@ -415,10 +429,53 @@ class FakeAlpaca:
         with self._lock:
             if order["status"] not in OPEN_STATUSES:
                 return self._error("not_cancelable")
-            for target in (order, *self._siblings(order, parent)):
-                if target["status"] in OPEN_STATUSES:
-                    target.update({"status": "canceled", "canceled_at": _now()})
+            if self.cancel_latency:
+                self._pending_cancels[order["id"]] = self.cancel_latency
+                order["status"] = "pending_cancel"
+                return Response(status=204)
+            self._finish_cancel(order, parent)
         return Response(status=204)
+
+    def _finish_cancel(self, order: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        for target in (order, *self._siblings(order, parent)):
+            if target["status"] in (*OPEN_STATUSES, "pending_cancel"):
+                target.update({"status": "canceled", "canceled_at": _now()})
+
+    def _settle_cancel(self, order: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        with self._lock:
+            left = self._pending_cancels.get(order["id"])
+            if left is None:
+                return
+            if left > 1:
+                self._pending_cancels[order["id"]] = left - 1
+                return
+            del self._pending_cancels[order["id"]]
+            self._finish_cancel(order, parent)
+
+    def _unavailable(self, body: dict[str, Any]) -> str | None:
+        """Alpaca's refusal when the shares an exit sells are held by other open orders."""
+        held = self.positions.get(body["symbol"], Decimal(0))
+        selling = body["side"] == "sell"
+        if held == 0 or (held > 0) != selling or body.get("qty") is None:
+            return None  # opens (or adds to) a position: buying power decides, not shares
+        working = (*OPEN_STATUSES, "pending_cancel")
+        reserved = Decimal(0)
+        for top in self.orders.values():
+            if top.get("symbol") != body["symbol"]:
+                continue
+            group = [top, *(top.get("legs") or [])]
+            held_by = [o for o in group if o.get("side") == body["side"] and o.get("qty")]
+            if any(o["status"] in working for o in held_by):
+                # A bracket's or an OCO's exits share one quantity: it is held once.
+                reserved += max(Decimal(o["qty"]) for o in held_by if o["status"] in working)
+        available = abs(held) - reserved
+        requested = Decimal(str(body["qty"]))
+        if requested <= available:
+            return None
+        return (
+            f"insufficient qty available for order (requested: {_num(requested)}, "
+            f"available: {_num(max(available, Decimal(0)))})"
+        )
 
     def _every_order(self) -> list[dict[str, Any]]:
         return [o for top in self.orders.values() for o in (top, *(top.get("legs") or []))]

@@ -243,8 +243,8 @@ class Alert(BaseModel):
     def _strategy_size(cls, value: float | None, info: Any) -> float | None:
         if value is None:
             return None
-        if not math.isfinite(value):
-            raise ValueError(f"{info.field_name} must be a finite number")
+        if not math.isfinite(value) or abs(value) > MAX_QTY:
+            raise ValueError(f"{info.field_name} must be a number of shares up to {MAX_QTY:,.0f}")
         if info.field_name != "position_size" and value < 0:
             raise ValueError(f"{info.field_name} must be 0 or more (the side is market_position)")
         return value

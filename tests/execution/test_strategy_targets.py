@@ -168,3 +168,10 @@ def test_an_indicator_alert_has_no_target():
 def test_a_signed_size_that_contradicts_the_market_position_is_refused():
     with pytest.raises(ValidationError, match="disagrees"):
         strategy_alert(action="buy", market_position="long", position_size=-5)
+
+
+@pytest.mark.parametrize("field", ["market_position_size", "prev_market_position_size"])
+@pytest.mark.parametrize("value", [-1, 1e308])
+def test_strategy_sizes_out_of_bounds_are_refused(field, value):
+    with pytest.raises(ValidationError, match=field):
+        strategy_alert(action="buy", market_position="long", **{field: value})

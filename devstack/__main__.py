@@ -4,6 +4,12 @@ Three processes, as in AWS: moto's server (provisioned from infra/template.yaml)
 Chalice app on http://127.0.0.1:$PORT (default 8000; the api Lambda), and the worker that
 consumes the alert queue with the same handler as the SQS Lambda, re-queues stranded alerts
 and prints every notification. Ctrl-C (or SIGTERM) stops all three.
+
+State is kept under FLOWTRADER_DATA_DIR (default `.flowtrader/`; devstack.moto_server says
+how): a restart, even after kill -9, finds every alert, order, position, journal entry and
+cooldown slot, and re-queues the alerts that were not decided. FLOWTRADER_FRESH=1 starts
+empty (the kept state is deleted). The worker is supervised: when it dies it is restarted
+with backoff, and the console says so.
 FLOWTRADER_LOCAL_WORKER=0 leaves the worker out (alerts stay queued; bench/ingress.py uses it).
 """
 
@@ -12,10 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +60,81 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return worker
 
 
+class WorkerSupervisor(threading.Thread):
+    """Keeps one worker process running: one that exits while the stack runs is restarted
+    after 1 s, then 2, 4 … up to 30 s while it keeps dying (back to 1 s once it has run
+    for a minute). Before a restart the dead worker's account lease is voided, since no
+    other worker exists to hold it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(name="worker-supervisor", daemon=True)
+        self._env = env
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self.worker = _start_worker(env)
+        self._up_since = time.monotonic()
+
+    def run(self) -> None:
+        from devstack.aws import void_account_lease
+
+        delay = 1.0
+        code = self.worker.wait()
+        while not self._stopping.is_set():
+            if time.monotonic() - self._up_since > 60:
+                delay = 1.0
+            how = f"signal {-code}" if code < 0 else f"code {code}"
+            _say(f"[supervisor] the worker exited ({how}); restarting it in {delay:g} s")
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+            try:
+                void_account_lease(self._env)
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    self.worker = _start_worker(self._env)
+            except Exception as exc:  # e.g. it died again while starting: back off, retry
+                _say(f"[supervisor] the worker did not start: {exc}")
+                code = 1
+                continue
+            self._up_since = time.monotonic()
+            self.restarts += 1
+            _say(f"[supervisor] worker restarted (pid {self.worker.pid})")
+            code = self.worker.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+        worker = self.worker
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def data_dir() -> Path:
+    """Where the local stack keeps its state; emptied first when FLOWTRADER_FRESH=1."""
+    path = Path(os.environ.get("FLOWTRADER_DATA_DIR") or ".flowtrader").resolve()
+    if os.environ.get("FLOWTRADER_FRESH", "") not in ("", "0") and (path / "aws").exists():
+        shutil.rmtree(path / "aws")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from devstack.aws import start_embedded_aws
+    from devstack.aws import (
+        aws_client,
+        requeue_undecided,
+        start_embedded_aws,
+        void_account_lease,
+    )
+    from devstack.worker import HEARTBEAT_KEY
 
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")
@@ -68,14 +145,29 @@ def main() -> int:
             generated.add(name)
     os.environ.setdefault("FLOWTRADER_STAGE", "local")
 
+    state_dir = data_dir()
     aws = start_embedded_aws(
-        port=int(os.environ.get("FLOWTRADER_MOTO_PORT", "0")), own_process=True
+        port=int(os.environ.get("FLOWTRADER_MOTO_PORT", "0")),
+        own_process=True,
+        data_dir=state_dir,
     )
     os.environ.update(aws.env())
-    worker = None
+    supervisor = None
     try:
+        restored = aws.restored or {}
+        # Nothing of an earlier run is alive: its lease and heartbeat are void.
+        void_account_lease(dict(os.environ))
+        aws_client("dynamodb", aws.endpoint_url).delete_item(
+            TableName=os.environ["FLOWTRADER_STATE_TABLE"], Key=HEARTBEAT_KEY
+        )
+        requeued = requeue_undecided(dict(os.environ))
+        _say(
+            f"state in {state_dir}: {restored.get('items', 0)} items restored "
+            f"in {restored.get('seconds', 0)} s; {requeued} undecided alert(s) queued again"
+        )
         if os.environ.get("FLOWTRADER_LOCAL_WORKER", "1") != "0":
-            worker = _start_worker(dict(os.environ))
+            supervisor = WorkerSupervisor(dict(os.environ))
+            supervisor.start()
         else:
             _say("worker disabled (FLOWTRADER_LOCAL_WORKER=0): alerts stay queued")
 
@@ -93,12 +185,8 @@ def main() -> int:
         server.server.serve_forever(poll_interval=0.2)
         server.server.server_close()
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if supervisor is not None:
+            supervisor.stop()
         aws.stop()
     _say("flowtrader local stack stopped")
     return 0

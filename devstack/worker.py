@@ -1,18 +1,32 @@
-"""The local stand-in for the SQS event source mapping: long-poll the queue and hand each
-batch, in the Lambda event shape, to the same handler the SQS Lambda runs."""
+"""The local stand-in for the SQS event source mapping and the worker Lambda: consumers that
+long-poll the queue and hand each batch, in the Lambda event shape, to the same handler the
+SQS Lambda runs; the sweeper; the notification tap; and a heartbeat `/api/health` reads.
+
+As many consumers as the Lambda's `maximum_concurrency`, each taking `batch_size` messages
+(both read from app.py's SQS event source, so the two stay in line). A consumer holds its
+messages invisible for `VISIBILITY_S` and extends that while the handler runs, so a worker
+killed mid-batch has its messages back within seconds, not after the queue's 6 minutes.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 
+from chalicelib.services.health import HEARTBEAT_KEY
 from devstack.aws import REGION
 
 log = logging.getLogger("flowtrader.devstack.worker")
+
+VISIBILITY_S = 20  # how long a taken message stays invisible without an extension
+HEARTBEAT_EVERY_S = 2.0
 
 
 def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -29,6 +43,19 @@ def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Messages on the queue: waiting, in flight and delayed (SQS's approximate counts)."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attrs.values())
+
+
 class QueueWorker(threading.Thread):
     """Consumes the alert queue until `stop()`; honours `batchItemFailures` like Lambda does:
     failed records stay on the queue (and reach the DLQ after the redrive count)."""
@@ -39,38 +66,71 @@ class QueueWorker(threading.Thread):
         handler: Callable[[dict[str, Any], Any], dict[str, Any]],
         batch_size: int = 10,
         wait_seconds: int = 1,
+        visibility_s: int | None = None,
+        name: str = "queue-worker",
     ) -> None:
-        super().__init__(name="queue-worker", daemon=True)
+        super().__init__(name=name, daemon=True)
         self._sqs = boto3.client("sqs", region_name=REGION)
         self._url = queue_url
         self._handler = handler
         self._batch_size = batch_size
         self._wait = wait_seconds
+        self._visibility = visibility_s
         self._stopping = threading.Event()
         self._arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         self.batches = 0
+        self.taken = 0
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def _keep_invisible(self, messages: list[dict[str, Any]], done: threading.Event) -> None:
+        """Extend the messages' visibility while the handler still has them."""
+        assert self._visibility is not None
+        while not done.wait(self._visibility / 3):
+            try:
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=self._url,
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "ReceiptHandle": m["ReceiptHandle"],
+                            "VisibilityTimeout": self._visibility,
+                        }
+                        for i, m in enumerate(messages)
+                    ],
+                )
+            except Exception:  # the handler's deletes decide; a missed extension only redelivers
+                log.warning("could not extend the visibility of a batch", exc_info=True)
+
     def poll_once(self) -> int:
-        got = self._sqs.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=self._wait,
-            AttributeNames=["All"],
-        )
-        messages = got.get("Messages", [])
+        receive: dict[str, Any] = {
+            "QueueUrl": self._url,
+            "MaxNumberOfMessages": self._batch_size,
+            "WaitTimeSeconds": self._wait,
+            "AttributeNames": ["All"],
+        }
+        if self._visibility is not None:
+            receive["VisibilityTimeout"] = self._visibility
+        messages = self._sqs.receive_message(**receive).get("Messages", [])
         if not messages:
             return 0
+        self.taken += len(messages)
         event = {"Records": [_lambda_record(m, self._arn) for m in messages]}
+        handled = threading.Event()
+        if self._visibility is not None:
+            threading.Thread(
+                target=self._keep_invisible, args=(messages, handled), daemon=True
+            ).start()
         try:
             result = self._handler(event, None) or {}
         except Exception:
             log.exception("the worker handler raised; the whole batch will be redelivered")
             return len(messages)
+        finally:
+            handled.set()
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
@@ -112,10 +172,48 @@ class Every(threading.Thread):
                 log.exception("scheduled job %s failed", self.name)
 
 
+class Heartbeat:
+    """The worker's liveness in the state table, where `/api/health` reads it (a Lambda
+    writes none: health then reports the queue's figures only)."""
+
+    def __init__(self, state_table: str, consumers: list[QueueWorker]) -> None:
+        self._ddb = boto3.client("dynamodb", region_name=REGION)
+        self._table = state_table
+        self._consumers = consumers
+        self._started = time.time()
+
+    def beat(self) -> None:
+        now = time.time()
+        alive = sum(1 for c in self._consumers if c.is_alive())
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                **HEARTBEAT_KEY,
+                "at_ms": {"N": str(int(now * 1000))},
+                "every_s": {"N": str(HEARTBEAT_EVERY_S)},
+                "pid": {"N": str(os.getpid())},
+                "started_ms": {"N": str(int(self._started * 1000))},
+                "consumers": {"N": str(len(self._consumers))},
+                "consumers_alive": {"N": str(alive)},
+                "taken": {"N": str(sum(c.taken for c in self._consumers))},
+            },
+        )
+
+    def clear(self) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=HEARTBEAT_KEY)
+
+
+def lambda_concurrency(app: Any, handler_name: str = "process_alerts") -> tuple[int, int]:
+    """(maximum_concurrency, batch_size) of the app's SQS event source for `handler_name`."""
+    for source in getattr(app, "event_sources", []):
+        if getattr(source, "name", None) == handler_name and hasattr(source, "batch_size"):
+            return int(source.maximum_concurrency or 1), int(source.batch_size or 1)
+    return 1, 10
+
+
 def main() -> int:
-    """The worker process of the local stack: the queue consumer, the sweeper and the
-    notification tap, configured from the environment the stack hands it."""
-    import os
+    """The worker process of the local stack: the queue consumers, the sweeper, the
+    notification tap and the heartbeat, configured from the environment the stack hands it."""
     import signal
     import sys
 
@@ -130,13 +228,33 @@ def main() -> int:
     from devstack.notifications import NotificationTap
 
     c = bootstrap.container()
+    sqs = boto3.client("sqs", region_name=REGION)
 
     def show_notification(subject: str, message: str) -> None:
         print(f"[notification] {subject}: {message}", flush=True)
 
+    def sweep() -> None:
+        depth = queue_depth(sqs, c.settings.queue_url)  # first: see requeue_pending
+        requeued = requeue_pending(c.alert_store, c.alert_queue, utc_now(), waiting=depth)
+        if requeued:
+            log.info("sweeper queued %d alert(s) nobody would take: %s", len(requeued), requeued)
+
+    concurrency, batch_size = lambda_concurrency(app_module.app)
+    consumers = [
+        QueueWorker(
+            c.settings.queue_url,
+            app_module.process_alerts,
+            batch_size=batch_size,
+            visibility_s=VISIBILITY_S,
+            name=f"queue-worker-{i + 1}",
+        )
+        for i in range(concurrency)
+    ]
+    heartbeat = Heartbeat(c.settings.state_table, consumers)
     threads: list[QueueWorker | Every | NotificationTap] = [
-        QueueWorker(c.settings.queue_url, app_module.process_alerts),
-        Every(15.0, lambda: requeue_pending(c.alert_store, c.alert_queue, utc_now()), "sweeper"),
+        *consumers,
+        Every(15.0, sweep, "sweeper"),
+        Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
         NotificationTap(c.settings.topic_arn, show_notification),
     ]
     stopping = threading.Event()
@@ -144,7 +262,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     for thread in threads:
         thread.start()
-    print("worker ready", file=sys.stderr, flush=True)
+    heartbeat.beat()
+    print(
+        json.dumps({"worker ready": {"consumers": concurrency, "batch_size": batch_size}}),
+        file=sys.stderr,
+        flush=True,
+    )
     parent = os.getppid()
     while not stopping.wait(1.0):
         if os.getppid() != parent:  # the stack was killed without stopping us
@@ -153,6 +276,10 @@ def main() -> int:
         thread.stop()
     for thread in threads:
         thread.join(timeout=5)
+    try:
+        heartbeat.clear()  # stopped on purpose: no stale heartbeat for health to report
+    except Exception:
+        log.warning("could not clear the worker heartbeat", exc_info=True)
     return 0
 
 

@@ -310,13 +310,52 @@ def ingest_alert(
 
 
 def requeue_pending(
-    store: AlertStore, queue: AlertQueue, now: datetime, grace: timedelta = timedelta(seconds=30)
+    store: AlertStore,
+    queue: AlertQueue,
+    now: datetime,
+    grace: timedelta = timedelta(seconds=30),
+    *,
+    waiting: int | None = None,
+    settle: timedelta = timedelta(seconds=10),
+    lost_after: timedelta = timedelta(minutes=5),
 ) -> list[str]:
-    """Queue alerts no worker has taken `grace` after they were stored: their enqueue failed,
-    or the message was lost. Each is swept once (it leaves the pending set); the worker's
-    claim makes a second message for an alert harmless."""
+    """Queue the pending alerts (stored, no worker has taken them) that nobody would take
+    otherwise — never the ones simply waiting their turn in a backlog:
+
+    - `stored`: the enqueue failed (ingest said so). Always queued once, after `grace`.
+    - `queued` whose message is gone: the API died between the store and the enqueue, or the
+      enqueue and the downgrade both failed. An alert's message cannot be told apart from
+      another's without taking it, so the queue is counted instead: `waiting` is its depth
+      (waiting + in flight + delayed), read just *before* this sweep. Every pending alert
+      stored over `settle` ago (the API's timeout: its enqueue has finished or never will)
+      should hold one message; when the queue holds fewer, at least that many are missing,
+      and that many of the oldest `queued` ones past `grace` are queued again — the queue
+      is consumed about oldest first, so a lost one becomes the oldest pending alert once
+      the backlog ahead of it is taken. Reading the depth first only errs towards fewer
+      re-queues (a message taken meanwhile still counts), and a wrong guess costs one
+      duplicate message, which the worker's claim makes harmless.
+    - Without `waiting` (a caller that cannot read the queue), a `queued` alert counts as
+      lost after `lost_after`: longer than a healthy backlog waits (the queue-age alarm
+      fires at 5 minutes).
+
+    Each alert is swept once (it leaves the pending set). Returns the ids queued.
+    """
+    from chalicelib.domain import AlertStatus
+
+    candidates = store.pending(older_than=now - grace)
+    if not candidates:
+        return []
+    status = {alert_id: (store.get(alert_id) or {}).get("status") for alert_id in candidates}
+    never_queued = [a for a in candidates if status[a] == AlertStatus.STORED.value]
+    queued = [a for a in candidates if status[a] == AlertStatus.QUEUED.value]
+    if waiting is None:
+        long_lost = set(store.pending(older_than=now - lost_after))
+        lost = [a for a in queued if a in long_lost]
+    else:
+        should_hold = len(store.pending(older_than=now - settle)) - len(never_queued)
+        lost = queued[: max(0, should_hold - waiting)]
     requeued = []
-    for alert_id in store.pending(older_than=now - grace):
+    for alert_id in [*never_queued, *lost]:
         if _enqueue(queue, alert_id, attempts=1):
             store.mark_queued(alert_id)
             requeued.append(alert_id)

@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/ingress.py
 	$(PY) bench/coldstart.py
 	$(PY) bench/backtest_speed.py
+	$(PY) bench/throughput.py
 
 backtest: install
 	$(PY) -m backtest run --data backtest/data/IBM.csv --config backtest/data/sma_cross_daily.toml --out out/backtest

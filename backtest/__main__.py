@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config key (repeatable), e.g. --set exits.stop_loss_pct=0.02",
+        help="override a config key (repeatable), e.g. --set exits.stop_loss_pct=2 (2 %%)",
     )
     run.add_argument("--no-html", action="store_true", help="skip report.html")
     run.add_argument("--quiet", action="store_true", help="do not print the summary")
@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     warming.start()
     try:
         config = load_config(args.config, args.overrides)
-        symbol = args.symbol or config["data"]["symbol"]
-        bars = load_bars(args.data, symbol=symbol, tz=config["data"]["tz"])
+        symbol = args.symbol or config.data.symbol
+        bars = load_bars(args.data, symbol=symbol, tz=config.data.tz)
         warming.join()
         if len(bars) < 2:
             raise DataError(f"{args.data}: need at least 2 bars, have {len(bars)}")
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:  # strategy parameters, alerts
         print(f"backtest: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    html_report = config["report"]["html"] and not args.no_html
+    html_report = config.report.html and not args.no_html
     stats = write_outputs(result, args.out, html_report=html_report, config=config.as_dict())
     if not args.quiet:
         print(format_summary(stats))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -40,10 +40,10 @@ from chalicelib.rules.checks import (
 )
 from chalicelib.rules.gate import Gate, Proposal, RiskLimits, default_checks
 from chalicelib.rules.indicators import atr
-from chalicelib.rules.orders import OrderRules, decide_orders
+from chalicelib.rules.orders import decide_orders
 from chalicelib.rules.prices import round_to_tick
 from chalicelib.rules.risk_state import InMemoryRiskState
-from chalicelib.rules.sizing import SizingError, SizingMode, position_size
+from chalicelib.rules.sizing import SizingError, position_size
 from chalicelib.rules.strategies import compute_signals
 
 LONG, SHORT = MarketPosition.LONG, MarketPosition.SHORT
@@ -67,24 +67,12 @@ class BacktestResult:
     entries_proposed: int = 0
 
 
-def enabled_checks(risk: dict[str, Any]) -> tuple[Check, ...]:
-    """The live gate's default checks for `[risk]`, minus those its limits switch off.
+def enabled_checks(limits: RiskLimits) -> tuple[Check, ...]:
+    """The live gate's default checks for `limits` (`[risk]`), minus those switched off.
 
     A check whose limit is 0 always allows, so leaving it out changes no decision and saves
     a call per entry. The no-trade-day check is left out: the backtest has no day types.
     """
-    limits = RiskLimits(
-        kill_switch=risk["kill_switch"],
-        market_hours_only=risk["market_hours_only"],
-        max_trades_per_hour=risk["max_trades_per_hour"],
-        cooldown_per_symbol=risk["cooldown_per_symbol"],
-        cooldown_window=timedelta(minutes=risk["cooldown_minutes"]),
-        max_daily_loss_usd=risk["max_daily_loss_usd"],
-        max_open_positions=risk["max_open_positions"],
-        max_position_notional_usd=risk["max_position_notional_usd"],
-        max_gross_exposure_usd=risk["max_gross_exposure_usd"],
-        pdt_guard=risk["pdt_guard"],
-    )
     on = {
         KillSwitch: limits.kill_switch,
         MarketHours: limits.market_hours_only,
@@ -102,20 +90,23 @@ def enabled_checks(risk: dict[str, Any]) -> tuple[Check, ...]:
 class EntryDecider:
     """Sizes and gates one proposed entry with the live rules; returns shares (0 = no trade).
 
-    Built-in strategies: `position_size` with `[sizing]`, then the gate. Replayed alerts:
-    `decide_orders` (sizing, the alert's or default stops/targets, tick rounding), then the
-    gate. The gate's state is an `InMemoryRiskState` that lives for the whole run.
+    Built-in strategies: `position_size` with the config's `OrderRules` (`[sizing]`), then
+    the gate. Replayed alerts: `decide_orders` with the same `OrderRules` (sizing, the
+    alert's or default stops/targets, tick rounding), then the gate. Both are the live
+    path's types (`config.order_rules()`, `config.risk_limits()`). The gate's state is an
+    `InMemoryRiskState` that lives for the whole run.
     """
 
     def __init__(self, config: Config, bars: Bars, alerts: dict[int, Any] | None = None) -> None:
-        self.sizing = config["sizing"]
-        self.leverage = config["account"]["leverage"]
-        self.gate = Gate(enabled_checks(config["risk"]))
-        self.books_pl = config["risk"]["max_daily_loss_usd"] > 0
+        self.order_rules = config.order_rules()
+        limits = config.risk_limits()
+        self.leverage = config.account.leverage
+        self.gate = Gate(enabled_checks(limits))
+        self.books_pl = limits.max_daily_loss_usd > 0
         self.state = InMemoryRiskState()
         self.symbol = bars.symbol
         self.time_ns = bars.time_ns_utc
-        self.close_fill = config["fill"]["entry"] == "close"
+        self.close_fill = config.fill.entry == "close"
         spacing = np.diff(self.time_ns[: min(len(self.time_ns), 1000)])
         self.bar_ns = int(np.median(spacing)) if spacing.size else 0
         self.alerts = alerts or {}
@@ -123,8 +114,16 @@ class EntryDecider:
         self.proposed = 0
         self._last_entry: tuple[str, float] = ("", 0.0)  # symbol, signed qty last opened
         self.booked = 0
-        self.cap = self.sizing["max_position_notional_usd"] or None
-        self.round_levels = config["exits"]["round_to_tick"]
+        rules = self.order_rules
+        self.cap = rules.max_position_notional_usd or None
+        # position_size's risk_pct is a fraction of equity, as orders._size passes it
+        self._size_args = {
+            "qty": rules.default_qty,
+            "notional_usd": rules.default_notional_usd or None,
+            "risk_pct": rules.risk_per_trade_pct / 100 or None,
+            "max_position_notional_usd": self.cap,
+        }
+        self.round_levels = config.exits.round_to_tick
         self.kernel_params = kernel_params(config)
         self._intents = {
             flag: OrderIntent(
@@ -137,19 +136,6 @@ class EntryDecider:
             for flag in (True, False)
         }
         self._account = Account(equity=1.0, cash=1.0, buying_power=1.0)
-        exits = config["exits"]
-        self.order_rules = OrderRules(
-            sizing_mode=SizingMode(self.sizing["mode"]),
-            default_qty=float(self.sizing["qty"]),
-            default_notional_usd=self.sizing["notional_usd"],
-            risk_per_trade_pct=self.sizing["risk_pct"] * 100.0,
-            use_alert_quantity=True,
-            default_stop_pct=exits["stop_loss_pct"] * 100.0,
-            default_target_pct=exits["take_profit_pct"] * 100.0,
-            stop_atr_multiple=exits["atr_stop_mult"],
-            target_atr_multiple=exits["atr_target_mult"],
-            max_position_notional_usd=self.sizing["max_position_notional_usd"],
-        )
 
     def _moment(self, bar: int) -> datetime:
         ns = int(self.time_ns[bar])
@@ -172,15 +158,12 @@ class EntryDecider:
     def size(self, price: float, stop: float, equity: float) -> int:
         try:
             return position_size(
-                self.sizing["mode"],
+                self.order_rules.sizing_mode,
                 entry_price=price,
                 equity=equity,
-                qty=self.sizing["qty"],
-                notional_usd=self.sizing["notional_usd"] or None,
-                risk_pct=self.sizing["risk_pct"] or None,
                 stop_price=None if np.isnan(stop) else stop,
-                max_position_notional_usd=self.cap,
                 buying_power=equity * self.leverage,
+                **self._size_args,
             )
         except SizingError:
             return 0
@@ -197,10 +180,7 @@ class EntryDecider:
                 ip[k.P_SLIP_MODEL], fp[k.F_S1], price, qty, px[k.VOLUME, bar], side
             )
         stop, target, _trail = k._levels(px, fp, side, signal_bar, ref)
-        if not np.isnan(stop) and stop > 0:
-            px[k.SIG_STOP, signal_bar] = round_to_tick(stop, "down" if side > 0 else "up")
-        if not np.isnan(target) and target > 0:
-            px[k.SIG_TARGET, signal_bar] = round_to_tick(target, "up" if side > 0 else "down")
+        px[k.SIG_STOP, signal_bar], px[k.SIG_TARGET, signal_bar] = round_levels(side, stop, target)
 
     def _reversed_from(self, alert: Any, price: float) -> tuple[Position, ...]:
         """The position a strategy alert's flip reverses, as the live path would hold it.
@@ -299,25 +279,40 @@ class EntryDecider:
         return qty
 
 
+def round_levels(side: int, stop: float, target: float) -> tuple[float, float]:
+    """Stop and target on valid ticks, away from the market (the live `_protective` rule:
+    a long's stop down and target up, a short's the reverse); NaN or <= 0 stays as is."""
+    if stop > 0:
+        stop = round_to_tick(stop, "down" if side > 0 else "up")
+    if target > 0:
+        target = round_to_tick(target, "up" if side > 0 else "down")
+    return stop, target
+
+
 def kernel_params(config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel's (float, int) parameter vectors for `config`."""
-    exits = config["exits"]
-    comm_model, c1, c2, c3 = commission_params(config["costs"]["commission"])
-    slip_model, s1 = slippage_params(config["costs"]["slippage"])
+    """The kernel's (float, int) parameter vectors for `config`.
+
+    Stop and target come from the same `OrderRules` the live decision uses; their percents
+    are handed to the kernel divided by 100 (see `backtest.kernel`'s float parameters).
+    """
+    exits = config.exits
+    rules = config.order_rules()
+    comm_model, c1, c2, c3 = commission_params(config.costs.commission)
+    slip_model, s1 = slippage_params(config.costs.slippage)
     ip = np.zeros(k.IP_SIZE, dtype=np.int64)
-    ip[k.P_ENTRY_MODE] = k.ENTRY_CLOSE if config["fill"]["entry"] == "close" else k.ENTRY_NEXT_OPEN
-    ip[k.P_STOP_REF] = 1 if exits["stop_ref"] == "fill" else 0
-    ip[k.P_SESSION_EXIT] = int(exits["exit_at_session_close"])
-    ip[k.P_CLOSE_AT_END] = int(exits["close_at_end"])
+    ip[k.P_ENTRY_MODE] = k.ENTRY_CLOSE if config.fill.entry == "close" else k.ENTRY_NEXT_OPEN
+    ip[k.P_STOP_REF] = 1 if exits.stop_ref == "fill" else 0
+    ip[k.P_SESSION_EXIT] = int(exits.exit_at_session_close)
+    ip[k.P_CLOSE_AT_END] = int(exits.close_at_end)
     ip[k.P_COMM_MODEL] = comm_model
     ip[k.P_SLIP_MODEL] = slip_model
     fp = np.zeros(k.FP_SIZE, dtype=np.float64)
-    fp[k.F_SL_PCT] = exits["stop_loss_pct"]
-    fp[k.F_TP_PCT] = exits["take_profit_pct"]
-    fp[k.F_TRAIL_PCT] = exits["trail_pct"]
-    fp[k.F_ATR_STOP] = exits["atr_stop_mult"]
-    fp[k.F_ATR_TARGET] = exits["atr_target_mult"]
-    fp[k.F_ATR_TRAIL] = exits["trail_atr_mult"]
+    fp[k.F_SL_FRAC] = rules.default_stop_pct / 100
+    fp[k.F_TP_FRAC] = rules.default_target_pct / 100
+    fp[k.F_TRAIL_FRAC] = exits.trail_pct / 100
+    fp[k.F_ATR_STOP] = rules.stop_atr_multiple
+    fp[k.F_ATR_TARGET] = rules.target_atr_multiple
+    fp[k.F_ATR_TRAIL] = exits.trail_atr_mult
     fp[k.F_C1], fp[k.F_C2], fp[k.F_C3] = c1, c2, c3
     fp[k.F_S1] = s1
     return fp, ip
@@ -325,18 +320,18 @@ def kernel_params(config: Config) -> tuple[np.ndarray, np.ndarray]:
 
 def build_signals(config: Config, bars: Bars) -> tuple[np.ndarray, dict[int, Any], np.ndarray]:
     """(signal codes, alerts by signal bar, per-bar [stop, target] overrides)."""
-    strategy = config["strategy"]
+    strategy = config.strategy
     n = len(bars)
     overrides = np.full((2, n), np.nan)
-    if strategy["alerts"]:
+    if strategy.alerts:
         from backtest.alerts import alert_signals
 
-        path = config.base_dir / strategy["alerts"]
-        codes, by_bar = alert_signals(path, bars, config["data"]["tz"])
+        path = config.base_dir / strategy.alerts
+        codes, by_bar = alert_signals(path, bars, config.data.tz)
         return codes, by_bar, overrides
-    params = dict(strategy["params"])
-    params.setdefault("allow_short", strategy["allow_short"])
-    codes = compute_signals(strategy["name"], bars.arrays, params)
+    params = dict(strategy.params)
+    params.setdefault("allow_short", strategy.allow_short)
+    codes = compute_signals(strategy.name, bars.arrays, params)
     return np.ascontiguousarray(codes, dtype=np.int8), {}, overrides
 
 
@@ -358,18 +353,18 @@ def run_backtest(
             {},
             np.full((2, n), np.nan),
         )
-    exits = config["exits"]
+    exits = config.exits
     px = np.empty((k.PX_ROWS, n), dtype=np.float64)
     px[k.OPEN], px[k.HIGH], px[k.LOW] = arrays.open, arrays.high, arrays.low
     px[k.CLOSE], px[k.VOLUME] = arrays.close, arrays.volume
-    atr_used = exits["atr_stop_mult"] or exits["atr_target_mult"] or exits["trail_atr_mult"]
+    atr_used = exits.atr_stop_mult or exits.atr_target_mult or exits.trail_atr_mult
     if atr_used or alerts:
-        px[k.ATR] = atr(arrays.high, arrays.low, arrays.close, exits["atr_period"])
+        px[k.ATR] = atr(arrays.high, arrays.low, arrays.close, exits.atr_period)
     else:
         px[k.ATR] = np.nan
     px[k.SIG_STOP], px[k.SIG_TARGET] = overrides[0], overrides[1]
 
-    cash = float(config["account"]["cash"])
+    cash = float(config.account.cash)
     fp, ip = kernel_params(config)
     st = np.zeros(k.ST_SIZE, dtype=np.float64)
     st[k.X_CASH] = cash
@@ -383,7 +378,7 @@ def run_backtest(
     last = np.ascontiguousarray(bars.session_last, dtype=np.bool_)
 
     if progress is None:
-        setting = config["report"]["progress"]
+        setting = config.report.progress
         progress = setting == "on" or (setting == "auto" and sys.stderr.isatty() and n >= 200_000)
     bar = None
     if progress:

@@ -38,11 +38,13 @@ S_NONE, S_LONG, S_SHORT, S_FLAT, S_EXIT_LONG, S_EXIT_SHORT = 0, 1, -1, 2, 3, 4
 ) = range(6)
 IP_SIZE = 6
 
-# float parameters
+# float parameters. The config's percents arrive here divided by 100 once
+# (`backtest.engine.kernel_params`): `ref * (1 - side * pct / 100)`, the live
+# `chalicelib.rules.orders` formula, rounds exactly as `ref * (1 - side * frac)`.
 (
-    F_SL_PCT,
-    F_TP_PCT,
-    F_TRAIL_PCT,
+    F_SL_FRAC,
+    F_TP_FRAC,
+    F_TRAIL_FRAC,
     F_ATR_STOP,
     F_ATR_TARGET,
     F_ATR_TRAIL,
@@ -187,25 +189,35 @@ def slipped_price(model, s1, price, qty, volume, side):
 
 @njit(cache=True)
 def _levels(px, fp, side, sigbar, ref):
-    """(stop, target, trail) levels for a new position; NaN where not used."""
+    """(stop, target, trail) levels for a new position at `ref`; NaN where not used.
+
+    A per-signal override (`px` SIG_STOP/SIG_TARGET, set from the live decision for replayed
+    alerts) wins; else the default protection exactly as `chalicelib.rules.orders._protective`
+    computes it: an ATR multiple when configured and the ATR is known and positive, otherwise
+    a percent of `ref`; a stop at or below 0 is no stop. Unrounded: the engine puts them on
+    ticks with the live rounding when `exits.round_to_tick` is on
+    (tests/backtest/test_levels_parity.py holds the two to each other).
+    """
     stop = px[SIG_STOP, sigbar]
     target = px[SIG_TARGET, sigbar]
     atr = px[ATR, sigbar]
     if math.isnan(stop):
-        if fp[F_ATR_STOP] > 0.0 and not math.isnan(atr):
+        if fp[F_ATR_STOP] > 0.0 and atr > 0.0:
             stop = ref - side * fp[F_ATR_STOP] * atr
-        elif fp[F_SL_PCT] > 0.0:
-            stop = ref * (1.0 - side * fp[F_SL_PCT])
+        elif fp[F_SL_FRAC] > 0.0:
+            stop = ref * (1.0 - side * fp[F_SL_FRAC])
+        if stop <= 0.0:
+            stop = np.nan
     if math.isnan(target):
-        if fp[F_ATR_TARGET] > 0.0 and not math.isnan(atr):
+        if fp[F_ATR_TARGET] > 0.0 and atr > 0.0:
             target = ref + side * fp[F_ATR_TARGET] * atr
-        elif fp[F_TP_PCT] > 0.0:
-            target = ref * (1.0 + side * fp[F_TP_PCT])
+        elif fp[F_TP_FRAC] > 0.0:
+            target = ref * (1.0 + side * fp[F_TP_FRAC])
     trail = np.nan
     if fp[F_ATR_TRAIL] > 0.0 and not math.isnan(atr):
         trail = ref - side * fp[F_ATR_TRAIL] * atr
-    elif fp[F_TRAIL_PCT] > 0.0:
-        trail = ref * (1.0 - side * fp[F_TRAIL_PCT])
+    elif fp[F_TRAIL_FRAC] > 0.0:
+        trail = ref * (1.0 - side * fp[F_TRAIL_FRAC])
     return stop, target, trail
 
 
@@ -399,8 +411,8 @@ def simulate(px, sig, last, fp, ip, st, ist, trades, equity, held):
                     level = c - side * fp[F_ATR_TRAIL] * atr
                     if math.isnan(st[X_TRAIL]) or side * (level - st[X_TRAIL]) > 0.0:
                         st[X_TRAIL] = level
-            elif fp[F_TRAIL_PCT] > 0.0:
-                level = c * (1.0 - side * fp[F_TRAIL_PCT])
+            elif fp[F_TRAIL_FRAC] > 0.0:
+                level = c * (1.0 - side * fp[F_TRAIL_FRAC])
                 if math.isnan(st[X_TRAIL]) or side * (level - st[X_TRAIL]) > 0.0:
                     st[X_TRAIL] = level
             equity[i] = st[X_CASH] + side * st[X_QTY] * (c - st[X_ENTRY_FILL])

@@ -194,9 +194,14 @@ def _price_chart(result: BacktestResult) -> str:
 
 
 def _summary_table(stats: dict[str, Any]) -> str:
+    """The summary as a table; percents (`*_pct`) and the win rate shown with a % sign."""
     rows = []
     for key, value in stats.items():
-        if isinstance(value, float):
+        if key.endswith("_pct") and isinstance(value, float):
+            shown = f"{value:,.2f} %"
+        elif key == "win_rate" and isinstance(value, float):
+            shown = f"{value * 100:,.2f} %"  # summary.json keeps the fraction (0.55)
+        elif isinstance(value, float):
             shown = f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
         elif isinstance(value, dict):
             shown = ", ".join(f"{k}: {v}" for k, v in value.items()) or "–"

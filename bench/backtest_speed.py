@@ -37,11 +37,13 @@ from chalicelib.rules.indicators import sma  # noqa: E402
 
 FAST, SLOW = 20, 100
 QTY = 100
-SL, TP, TRAIL = 0.004, 0.008, 0.003
+SL, TP, TRAIL = 0.4, 0.8, 0.3  # percents (0.4 = 0.4 %), as in the config
+SL_F, TP_F, TRAIL_F = SL / 100, TP / 100, TRAIL / 100  # fractions, for backtesting.py
 SLIP_BPS = 1.0
 MAX_PER_HOUR = 4
 
 CONFIG = f"""
+units = "percent"
 [account]
 cash = 1000000
 [strategy]
@@ -105,17 +107,17 @@ def bt_bars_per_second(frame, n: int, *, full: bool = True) -> tuple[float, int]
             self.entries.append(now)
             close = self.data.Close[-1]
             if long:
-                self.buy(size=QTY + abs(size), sl=close * (1 - SL), tp=close * (1 + TP))
+                self.buy(size=QTY + abs(size), sl=close * (1 - SL_F), tp=close * (1 + TP_F))
             else:
-                self.sell(size=QTY + abs(size), sl=close * (1 + SL), tp=close * (1 - TP))
+                self.sell(size=QTY + abs(size), sl=close * (1 + SL_F), tp=close * (1 - TP_F))
 
         def next(self):
             close = self.data.Close[-1]
             for trade in self.trades if full else ():  # trailing stop, ratcheted on closes
                 if trade.is_long:
-                    trade.sl = max(trade.sl or 0, close * (1 - TRAIL))
+                    trade.sl = max(trade.sl or 0, close * (1 - TRAIL_F))
                 else:
-                    trade.sl = min(trade.sl or np.inf, close * (1 + TRAIL))
+                    trade.sl = min(trade.sl or np.inf, close * (1 + TRAIL_F))
             size = self.position.size
             if crossover(self.fast, self.slow) and size <= 0:
                 self._enter(True)

@@ -21,8 +21,8 @@ def make_bars(rows: Sequence[tuple[float, float, float, float]], **kwargs) -> Ba
 
 
 def config(*overrides: str) -> Config:
-    """Defaults (no stops, no costs, 100 shares, next_open), then `overrides`."""
-    return load_config(None, ["sizing.qty=100", *overrides])
+    """Defaults (no stops, no costs, 100 shares, next_open), then `overrides` (percents)."""
+    return load_config(None, ["units=percent", "sizing.qty=100", *overrides])
 
 
 def simulate(bars: Bars, signals: Sequence[int], *overrides: str) -> BacktestResult:

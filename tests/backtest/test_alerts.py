@@ -91,7 +91,7 @@ def test_alerts_replay_through_decide_orders_and_the_gate(tmp_path):
          "time": "2024-01-02T14:33:00Z"},
         {"ticker": "MSFT", "action": "buy", "time": "2024-01-02T14:31:00Z"},
     ]  # fmt: skip
-    result = replay(tmp_path, lines, "exits.take_profit_pct=0.05")
+    result = replay(tmp_path, lines, "exits.take_profit_pct=5")
     trade = result.trades.iloc[0]
     assert len(result.trades) == 1
     assert trade.qty == 7  # the alert's quantity

@@ -91,7 +91,11 @@ def test_sample_config_writes_every_output(tmp_path):
         "date", "trades", "gross_pnl", "commission", "net_pnl", "cum_net_pnl", "equity",
     ]  # fmt: skip
     assert float(daily[-1]["equity"]) == pytest.approx(summary["final_equity"])
+    assert summary["config"]["units"] == "percent"
+    assert summary["config"]["exits"]["stop_loss_pct"] == 5
     page = (out / "report.html").read_text()
+    assert f"<th>max_drawdown_pct</th><td>{summary['max_drawdown_pct']:,.2f} %</td>" in page
+    assert f"<th>win_rate</th><td>{summary['win_rate'] * 100:,.2f} %</td>" in page
     assert page.count("<svg") == 3
     assert "<script" not in page
     assert "http://" not in page
@@ -146,6 +150,36 @@ def test_bad_config_exits_2(tmp_path, capsys):
     code, _ = run_cli(tmp_path, data, "--set", "exits.stop_pct=0.01")
     assert code == 2
     assert "unknown key exits.stop_pct" in capsys.readouterr().err
+
+
+def test_a_config_in_the_old_fraction_unit_exits_2_naming_the_key(tmp_path, capsys):
+    data = tmp_path / "bars.csv"
+    data.write_text(GOOD)
+    old = tmp_path / "old.toml"
+    old.write_text("[exits]\nstop_loss_pct = 0.05\ntake_profit_pct = 0.10\n")
+    code, out = run_cli(tmp_path, data, "--config", str(old))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "exits.stop_loss_pct is a percent: 0.05 means 0.05 %, write 5 for 5 %" in err
+    assert not out.exists()
+    cfg = str(SAMPLE / "sma_cross_daily.toml")
+    code, _ = run_cli(tmp_path, data, "--config", cfg, "--set", "exits.stop_loss_pct=0.02")
+    assert code == 2
+    assert "--set units=percent" in capsys.readouterr().err
+    code, out = run_cli(
+        tmp_path,
+        data,
+        "--config",
+        cfg,
+        "--set",
+        "exits.stop_loss_pct=0.02",
+        "--set",
+        "units=percent",
+    )
+    assert code == 0
+    assert (
+        json.loads((out / "summary.json").read_text())["config"]["exits"]["stop_loss_pct"] == 0.02
+    )
 
 
 def test_failed_run_leaves_the_previous_reports_alone(tmp_path):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 
-from backtest.config import DEFAULTS, ConfigError, load_config
+from backtest.config import ConfigError, defaults, load_config
 from backtest.data import DataError, load_bars
+from chalicelib.rules.gate import RiskLimits
+from chalicelib.rules.orders import OrderRules
+from chalicelib.rules.sizing import SizingMode
 
 
 def frame(n: int = 4) -> pd.DataFrame:
@@ -66,11 +71,11 @@ def test_defaults_and_file_and_overrides_merge(tmp_path):
         '[strategy]\nname = "sma_cross"\nparams = { fast = 5, slow = 8 }\n'
         '[costs]\ncommission = { model = "per_order", fee = 1 }\n'
     )
-    config = load_config(path, ["exits.stop_loss_pct=0.02", "strategy.params.fast=3"])
-    assert config["strategy"]["params"] == {"fast": 3, "slow": 8}
-    assert config["costs"]["commission"] == {"model": "per_order", "fee": 1}
-    assert config["exits"]["stop_loss_pct"] == 0.02
-    assert config["account"]["cash"] == DEFAULTS["account"]["cash"]
+    config = load_config(path, ["exits.stop_loss_pct=2", "strategy.params.fast=3"])
+    assert config.strategy.params == {"fast": 3, "slow": 8}
+    assert config.costs.commission == {"model": "per_order", "fee": 1}
+    assert config.exits.stop_loss_pct == 2
+    assert config.account.cash == defaults()["account"]["cash"]
     assert config.base_dir == tmp_path
 
 
@@ -78,8 +83,12 @@ def test_defaults_and_file_and_overrides_merge(tmp_path):
     ("override", "message"),
     [
         ("nosection.key=1", "unknown section"),
-        ("exits.stop_loss_pct=5", "fraction"),
+        ("exits.stop_loss_pct=100", "exits.stop_loss_pct \\(a percent: 2 = 2 %\\) must be < 100"),
+        ("exits.trail_pct=-1", "must be >= 0"),
+        ("sizing.risk_pct=101", "must be <= 100"),
         ("exits.stop_loss_pct='x'", "must be a number"),
+        ("sizing.qty=1.5", "must be a whole number"),
+        ("exits.stop_pct=1", "unknown key exits.stop_pct"),
         ("fill.entry='next_bar'", "must be one of"),
         ("sizing.mode='risk_pct'", "risk_pct"),
         ("strategy.allow_short=1", "true or false"),
@@ -129,8 +138,8 @@ allow_short = true
 mode = "fixed_qty"
 qty = 100
 [exits]
-stop_loss_pct = 0.01
-take_profit_pct = 0.02
+stop_loss_pct = 1
+take_profit_pct = 2
 stop_ref = "signal_close"
 trail_pct = 0
 atr_stop_mult = 0
@@ -151,5 +160,133 @@ def test_the_configuration_in_the_issue_loads_as_written(tmp_path):
     path = tmp_path / "issue.toml"
     path.write_text(ISSUE_SAMPLE)
     config = load_config(path)
-    assert config["exits"]["take_profit_pct"] == 0.02
-    assert config["costs"]["commission"] == {"model": "percent", "rate": 0.001}
+    assert config.exits.take_profit_pct == 2
+    assert config.costs.commission == {"model": "percent", "rate": 0.001}
+
+
+# --- percents are percents; old fractions are caught where they can be -------------------
+
+OLD_UNIT = """
+[sizing]
+mode = "risk_pct"
+risk_pct = 0.005
+[exits]
+stop_loss_pct = 0.02
+"""
+
+
+def test_an_unmarked_file_with_a_percent_below_1_is_refused_naming_the_key(tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text(OLD_UNIT)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: sizing.risk_pct is a percent: 0.005 means 0.005 %")
+    assert "write 0.5 for 0.5 %" in message
+    assert f'units = "percent" at the top of {path}' in message
+
+
+def test_the_units_marker_confirms_a_file_s_percents_below_1(tmp_path):
+    path = tmp_path / "new.toml"
+    path.write_text('units = "percent"\n' + OLD_UNIT)
+    config = load_config(path)
+    assert config.sizing.risk_pct == 0.005
+    assert config.exits.stop_loss_pct == 0.02
+    assert config.order_rules().default_stop_pct == 0.02
+
+
+def test_values_of_1_or_more_need_no_marker_the_old_unit_refused_them(tmp_path):
+    path = tmp_path / "plain.toml"
+    path.write_text("[exits]\nstop_loss_pct = 2\ntake_profit_pct = 0\n")
+    assert load_config(path).exits.stop_loss_pct == 2
+
+
+def test_a_set_override_below_1_needs_its_own_units_marker(tmp_path):
+    path = tmp_path / "new.toml"
+    path.write_text('units = "percent"\n[exits]\nstop_loss_pct = 0.5\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["exits.stop_loss_pct=0.02"])
+    message = str(caught.value)
+    assert message.startswith("--set exits.stop_loss_pct: exits.stop_loss_pct is a percent:")
+    assert "0.02 means 0.02 %, write 2 for 2 %" in message
+    assert "--set units=percent" in message
+    config = load_config(path, ["exits.stop_loss_pct=0.02", "units=percent"])
+    assert config.exits.stop_loss_pct == 0.02
+    assert load_config(path, ["exits.stop_loss_pct=2"]).exits.stop_loss_pct == 2
+
+
+def test_a_set_marker_does_not_vouch_for_the_file(tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text(OLD_UNIT)
+    with pytest.raises(ConfigError, match=r"sizing\.risk_pct is a percent"):
+        load_config(path, ["units=percent"])
+
+
+def test_units_other_than_percent_are_refused(tmp_path):
+    path = tmp_path / "frac.toml"
+    path.write_text('units = "fraction"\n[exits]\nstop_loss_pct = 0.02\n')
+    with pytest.raises(ConfigError, match='units must be "percent"'):
+        load_config(path)
+
+
+def test_units_inside_a_section_says_where_it_belongs(tmp_path):
+    path = tmp_path / "late.toml"
+    path.write_text('[exits]\nunits = "percent"\nstop_loss_pct = 0.5\n')
+    with pytest.raises(ConfigError, match="at the top of the file"):
+        load_config(path)
+
+
+def test_every_shipped_config_loads_and_is_marked():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[2] / "backtest" / "data").glob("*.toml")):
+        assert load_config(path).units == "percent"
+        assert 'units = "percent"' in path.read_text()
+
+
+def test_sections_validate_into_the_live_limits_and_order_rules():
+    config = load_config(
+        None,
+        [
+            "units=percent",
+            "sizing.mode='risk_pct'",
+            "sizing.risk_pct=0.5",
+            "sizing.max_position_notional_usd=20000",
+            "exits.stop_loss_pct=2",
+            "exits.take_profit_pct=4",
+            "exits.atr_stop_mult=1.5",
+            "exits.atr_target_mult=3",
+            "risk.max_trades_per_hour=2",
+            "risk.cooldown_minutes=30",
+            "risk.max_daily_loss_usd=500",
+            "risk.market_hours_only=true",
+        ],
+    )
+    assert config.order_rules() == OrderRules(
+        sizing_mode=SizingMode.RISK_PCT,
+        default_qty=100.0,
+        default_notional_usd=0.0,
+        risk_per_trade_pct=0.5,
+        use_alert_quantity=True,
+        default_stop_pct=2.0,
+        default_target_pct=4.0,
+        stop_atr_multiple=1.5,
+        target_atr_multiple=3.0,
+        max_position_notional_usd=20_000.0,
+    )
+    assert config.risk_limits() == RiskLimits(
+        kill_switch=False,
+        market_hours_only=True,
+        max_trades_per_hour=2,
+        cooldown_per_symbol=0,
+        cooldown_window=timedelta(minutes=30),
+        max_daily_loss_usd=500.0,
+        max_open_positions=0,
+        max_position_notional_usd=0.0,
+        max_gross_exposure_usd=0.0,
+        pdt_guard=False,
+    )
+
+
+def test_the_resolved_config_says_its_unit():
+    assert load_config(None).as_dict()["units"] == "percent"

@@ -27,7 +27,7 @@ def test_next_open_entry_fills_at_the_next_bars_open():
 def test_close_entry_fills_at_the_signal_bars_close_and_stops_start_next_bar():
     # the signal bar's own low (95) is below the stop but happened before the fill
     bars = make_bars([(100, 100.5, 95, 100), (100, 100.2, 99.5, 99.8), (99.8, 99.9, 98.5, 99)])
-    trade = only_trade(simulate(bars, [L, 0, 0], "fill.entry='close'", "exits.stop_loss_pct=0.01"))
+    trade = only_trade(simulate(bars, [L, 0, 0], "fill.entry='close'", "exits.stop_loss_pct=1"))
     assert trade.entry_bar == 0
     assert trade.entry_price == 100.0
     assert trade.exit_reason == "stop_loss"
@@ -37,7 +37,7 @@ def test_close_entry_fills_at_the_signal_bars_close_and_stops_start_next_bar():
 
 def test_stop_is_checked_on_the_entry_bar():
     bars = make_bars([BASE, (100, 100.2, 98.0, 99.0), (99, 99.5, 98.5, 99)])
-    trade = only_trade(simulate(bars, [L, 0, 0], "exits.stop_loss_pct=0.01"))
+    trade = only_trade(simulate(bars, [L, 0, 0], "exits.stop_loss_pct=1"))
     assert (trade.entry_bar, trade.exit_bar) == (1, 1)
     assert trade.exit_price == pytest.approx(99.0)
     assert trade.bars_held == 0
@@ -45,25 +45,25 @@ def test_stop_is_checked_on_the_entry_bar():
 
 def test_stop_gapped_through_fills_at_the_open():
     bars = make_bars([BASE, (100, 100.5, 99.6, 100), (97, 97.5, 96, 96.5)])
-    trade = only_trade(simulate(bars, [L, 0, 0], "exits.stop_loss_pct=0.01"))
+    trade = only_trade(simulate(bars, [L, 0, 0], "exits.stop_loss_pct=1"))
     assert trade.exit_reason == "stop_loss"
     assert trade.exit_price == 97.0
 
 
 def test_target_fills_at_its_level_and_gapped_target_at_the_open():
     bars = make_bars([BASE, (100, 101.5, 99.8, 101), (101, 101.2, 100.5, 101)])
-    trade = only_trade(simulate(bars, [L, 0, 0], "exits.take_profit_pct=0.01"))
+    trade = only_trade(simulate(bars, [L, 0, 0], "exits.take_profit_pct=1"))
     assert trade.exit_reason == "take_profit"
     assert trade.exit_price == pytest.approx(101.0)  # 100 × 1.01
     gap = make_bars([BASE, (100, 100.4, 99.8, 100.2), (103, 103.5, 102.5, 103)])
-    trade = only_trade(simulate(gap, [L, 0, 0], "exits.take_profit_pct=0.01"))
+    trade = only_trade(simulate(gap, [L, 0, 0], "exits.take_profit_pct=1"))
     assert trade.exit_price == 103.0
 
 
 def test_when_one_bar_touches_stop_and_target_the_stop_wins():
     bars = make_bars([BASE, (100, 100.3, 99.8, 100), (100, 102, 98, 100)])
     trade = only_trade(
-        simulate(bars, [L, 0, 0], "exits.stop_loss_pct=0.01", "exits.take_profit_pct=0.01")
+        simulate(bars, [L, 0, 0], "exits.stop_loss_pct=1", "exits.take_profit_pct=1")
     )
     assert trade.exit_reason == "stop_loss"
     assert trade.exit_price == pytest.approx(99.0)
@@ -72,14 +72,14 @@ def test_when_one_bar_touches_stop_and_target_the_stop_wins():
 def test_short_stop_above_and_target_below():
     bars = make_bars([BASE, (100, 100.3, 99.8, 100), (100, 100.4, 98.9, 99.2)])
     trade = only_trade(
-        simulate(bars, [S, 0, 0], "exits.stop_loss_pct=0.01", "exits.take_profit_pct=0.01")
+        simulate(bars, [S, 0, 0], "exits.stop_loss_pct=1", "exits.take_profit_pct=1")
     )
     assert trade.side == "short"
     assert trade.exit_reason == "take_profit"
     assert trade.exit_price == pytest.approx(99.0)
     assert trade.gross_pnl == pytest.approx(100 * (100 - 99.0))
     stopped = make_bars([BASE, (100, 100.3, 99.8, 100), (101.5, 102, 101, 101.8)])
-    trade = only_trade(simulate(stopped, [S, 0, 0], "exits.stop_loss_pct=0.01"))
+    trade = only_trade(simulate(stopped, [S, 0, 0], "exits.stop_loss_pct=1"))
     assert trade.exit_reason == "stop_loss"
     assert trade.exit_price == 101.5  # gapped above the 101 stop: the open
     assert trade.net_pnl == pytest.approx(-150.0)
@@ -87,9 +87,7 @@ def test_short_stop_above_and_target_below():
 
 def test_stop_from_the_fill_with_stop_ref_fill():
     bars = make_bars([BASE, (102, 102.5, 101.5, 102), (102, 102.1, 100.9, 101)])
-    trade = only_trade(
-        simulate(bars, [L, 0, 0], "exits.stop_loss_pct=0.01", "exits.stop_ref='fill'")
-    )
+    trade = only_trade(simulate(bars, [L, 0, 0], "exits.stop_loss_pct=1", "exits.stop_ref='fill'"))
     assert trade.exit_reason == "stop_loss"
     assert trade.exit_price == pytest.approx(102 * 0.99)  # 100.98, from the 102 fill
     assert trade.stop_price == pytest.approx(100.98)
@@ -103,7 +101,7 @@ def test_trailing_stop_ratchets_on_closes_not_highs():
         (105, 105.5, 103.5, 104),  # close 104 would give 101.92 < 102.9: no change
         (104, 104.5, 102.0, 103),  # low 102 crosses 102.9
     ]
-    trade = only_trade(simulate(make_bars(rows), [L, 0, 0, 0, 0], "exits.trail_pct=0.02"))
+    trade = only_trade(simulate(make_bars(rows), [L, 0, 0, 0, 0], "exits.trail_pct=2"))
     assert trade.exit_reason == "trailing_stop"
     assert trade.exit_bar == 4
     assert trade.exit_price == pytest.approx(102.9)
@@ -112,7 +110,7 @@ def test_trailing_stop_ratchets_on_closes_not_highs():
 def test_fixed_stop_beyond_the_trail_is_reported_as_stop_loss():
     rows = [BASE, (100, 100.5, 99.5, 100), (100, 100.2, 98.5, 99)]
     trade = only_trade(
-        simulate(make_bars(rows), [L, 0, 0], "exits.trail_pct=0.05", "exits.stop_loss_pct=0.01")
+        simulate(make_bars(rows), [L, 0, 0], "exits.trail_pct=5", "exits.stop_loss_pct=1")
     )
     assert trade.exit_reason == "stop_loss"
     assert trade.exit_price == pytest.approx(99.0)
@@ -194,7 +192,7 @@ def test_take_profit_fills_without_slippage():
         simulate(
             bars,
             [L, 0, 0],
-            "exits.take_profit_pct=0.01",
+            "exits.take_profit_pct=1",
             "costs.slippage={model='cents', per_share=0.05}",
         )
     )
@@ -220,8 +218,8 @@ def test_risk_pct_sizing_uses_the_live_sizing_rule():
             bars,
             [L, 0, 0],
             "sizing.mode='risk_pct'",
-            "sizing.risk_pct=0.01",
-            "exits.stop_loss_pct=0.02",
+            "sizing.risk_pct=1",
+            "exits.stop_loss_pct=2",
         )
     )
     # floor(100 000 × 1 % / |100 − 98|) = 500 shares
@@ -251,7 +249,7 @@ def test_cooldown_denies_entries_over_the_hourly_limit_through_the_gate():
 def test_daily_loss_limit_stops_new_entries_for_the_day():
     rows = [BASE, (100, 100.2, 98, 98.5), (98.5, 99, 98, 98.5), (98.5, 99, 98, 98.5), BASE]
     result = simulate(
-        make_bars(rows), [L, 0, L, 0, 0], "exits.stop_loss_pct=0.01", "risk.max_daily_loss_usd=50"
+        make_bars(rows), [L, 0, L, 0, 0], "exits.stop_loss_pct=1", "risk.max_daily_loss_usd=50"
     )
     trade = only_trade(result)
     assert trade.net_pnl == pytest.approx(-100.0)
@@ -272,8 +270,8 @@ def test_pausing_for_progress_reports_changes_nothing(monkeypatch, capsys):
     rows = [BASE, (100, 101, 99.5, 100.5), (100.5, 103, 100, 102), (102, 102.5, 98, 99)] * 5
     signals = [L, 0, S, 0] * 5
     args = (
-        "exits.stop_loss_pct=0.01",
-        "exits.trail_pct=0.01",
+        "exits.stop_loss_pct=1",
+        "exits.trail_pct=1",
         "costs.slippage={model='bps', bps=3}",
     )
     straight = simulate(make_bars(rows), signals, *args)
@@ -294,7 +292,7 @@ def test_progress_bar_stays_off_when_stderr_is_not_a_terminal(capsys):
 
 def test_round_to_tick_puts_levels_on_cents_away_from_the_market():
     rows = [(100.0, 100.5, 99.5, 100.003), (100, 100.3, 99.5, 100), (100, 100.3, 99.0, 99.2)]
-    args = ("exits.stop_loss_pct=0.0075", "exits.take_profit_pct=0.0033")
+    args = ("exits.stop_loss_pct=0.75", "exits.take_profit_pct=0.33")
     raw = only_trade(simulate(make_bars(rows), [L, 0, 0], *args))
     assert raw.stop_price == pytest.approx(100.003 * 0.9925)  # 99.252978
     ticked = only_trade(simulate(make_bars(rows), [L, 0, 0], *args, "exits.round_to_tick=true"))

@@ -47,16 +47,16 @@ def _bt_strategy(fast, slow, qty, sl_pct, tp_pct, shorts, average=sma):
                 self._cancel_stops()
                 self.buy(
                     size=qty + abs(size),
-                    sl=close * (1 - sl_pct) if sl_pct else None,
-                    tp=close * (1 + tp_pct) if tp_pct else None,
+                    sl=close * (1 - sl_pct / 100) if sl_pct else None,
+                    tp=close * (1 + tp_pct / 100) if tp_pct else None,
                 )
             elif crossover(self.slow_ma, self.fast_ma):
                 if shorts and size >= 0:
                     self._cancel_stops()
                     self.sell(
                         size=qty + abs(size),
-                        sl=close * (1 + sl_pct) if sl_pct else None,
-                        tp=close * (1 - tp_pct) if tp_pct else None,
+                        sl=close * (1 + sl_pct / 100) if sl_pct else None,
+                        tp=close * (1 - tp_pct / 100) if tp_pct else None,
                     )
                 elif not shorts and size > 0:
                     self.position.close()
@@ -92,6 +92,7 @@ def _compare(
     config = load_config(
         None,
         [
+            "units=percent",
             f"account.cash={cash}",
             "strategy.name='sma_cross'",
             f"strategy.params={{ fast = {fast}, slow = {slow} }}",
@@ -140,8 +141,8 @@ def test_goog_sma_cross_matches_backtesting_py(shorts):
         qty=100,
         cash=1_000_000,
         rate=0.002,
-        sl_pct=0.05,
-        tp_pct=0.10,
+        sl_pct=5,
+        tp_pct=10,
         shorts=shorts,
     )
     assert {"stop_loss", "take_profit", "signal"} <= set(trades["exit_reason"])
@@ -159,8 +160,8 @@ def test_eurusd_sma_cross_matches_backtesting_py():
         qty=10_000,
         cash=100_000,
         rate=0.0002,
-        sl_pct=0.002,
-        tp_pct=0.004,
+        sl_pct=0.2,
+        tp_pct=0.4,
     )
     assert {"stop_loss", "take_profit", "signal"} <= set(trades["exit_reason"])
     assert (trades["side"] == "short").any()
@@ -170,7 +171,7 @@ def test_signals_match_with_backtesting_pys_own_sma():
     """Same trades when backtesting.py computes the averages itself (pandas rolling mean)."""
     from backtesting.test import SMA
 
-    for data, qty, sl_pct, tp_pct in ((GOOG, 100, 0.05, 0.10), (EURUSD, 10_000, 0.002, 0.004)):
+    for data, qty, sl_pct, tp_pct in ((GOOG, 100, 5, 10), (EURUSD, 10_000, 0.2, 0.4)):
         _compare(
             data, fast=10, slow=30, qty=qty, cash=1_000_000, rate=0.001, sl_pct=sl_pct,
             tp_pct=tp_pct, average=SMA,
@@ -179,7 +180,7 @@ def test_signals_match_with_backtesting_pys_own_sma():
 
 def test_close_fills_match_backtesting_py_trade_on_close():
     """`fill.entry = "close"` is backtesting.py's `trade_on_close=True`."""
-    for data, qty, sl_pct, tp_pct in ((GOOG, 100, 0.05, 0.10), (EURUSD, 10_000, 0.002, 0.004)):
+    for data, qty, sl_pct, tp_pct in ((GOOG, 100, 5, 10), (EURUSD, 10_000, 0.2, 0.4)):
         _compare(
             data, fast=10, slow=30, qty=qty, cash=1_000_000, rate=0.001, sl_pct=sl_pct,
             tp_pct=tp_pct, on_close=True,

@@ -23,9 +23,9 @@ def scenarios(draw):
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.004, n)))
     signals = rng.choice([0, 0, 0, 0, 1, -1, 2, 3, 4], size=n).astype(np.int8)
     overrides = [
-        f"exits.stop_loss_pct={draw(st.sampled_from([0, 0.003, 0.01]))}",
-        f"exits.take_profit_pct={draw(st.sampled_from([0, 0.005, 0.02]))}",
-        f"exits.trail_pct={draw(st.sampled_from([0, 0.004]))}",
+        f"exits.stop_loss_pct={draw(st.sampled_from([0, 0.3, 1]))}",
+        f"exits.take_profit_pct={draw(st.sampled_from([0, 0.5, 2]))}",
+        f"exits.trail_pct={draw(st.sampled_from([0, 0.4]))}",
         f"exits.stop_ref='{draw(st.sampled_from(['signal_close', 'fill']))}'",
         f"fill.entry='{draw(st.sampled_from(['next_open', 'close']))}'",
         f"costs.commission={{ model = 'percent', rate = {draw(st.sampled_from([0, 0.001]))} }}",

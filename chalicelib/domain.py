@@ -431,6 +431,7 @@ class Order(BaseModel):
     submitted_at: datetime | None = None
     filled_at: datetime | None = None
     legs: tuple[Order, ...] = ()
+    parent_client_order_id: str | None = None  # set on a bracket/OTO/OCO leg
 
 
 class Fill(BaseModel):

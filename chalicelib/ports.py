@@ -162,6 +162,12 @@ class TradeRecords(Protocol):
         """Add one event; `seq` orders events written at the same `at` (one per step)."""
         ...
 
+    def append_journal_many(
+        self, alert_id: str, events: list[tuple[str, dict[str, Any], datetime, int]]
+    ) -> None:
+        """Add several events (event, data, at, seq) in as few writes as the store allows."""
+        ...
+
     def journal(self, alert_id: str) -> list[dict[str, Any]]:
         """The alert's events, oldest first: {"event", "at", "data"}."""
         ...
@@ -174,8 +180,15 @@ class TradeRecords(Protocol):
         """Recorded orders, newest alert first, each with its alert_id and recorded_at."""
         ...
 
-    def replace_positions(self, positions: list[Position], at: datetime) -> None:
-        """Make the stored snapshot equal the broker's positions."""
+    def recorded_order(self, client_order_id: str) -> dict[str, Any] | None:
+        """One recorded order (as in `orders`), or None when it was never recorded."""
+        ...
+
+    def replace_positions(
+        self, positions: list[Position], at: datetime, previous: list[Position] | None = None
+    ) -> None:
+        """Make the stored snapshot equal the broker's positions; `previous`, when the
+        caller just read the snapshot, saves reading it again."""
         ...
 
     def positions(self) -> list[Position]: ...

@@ -322,7 +322,10 @@ def to_order(raw: Any) -> Order:
         stop_price=_dec(raw.stop_price),
         submitted_at=raw.submitted_at,
         filled_at=raw.filled_at,
-        legs=tuple(to_order(leg) for leg in raw.legs or ()),
+        legs=tuple(
+            to_order(leg).model_copy(update={"parent_client_order_id": raw.client_order_id})
+            for leg in raw.legs or ()
+        ),
     )
 
 

@@ -289,17 +289,41 @@ class DynamoStateStore:
     def append_journal(
         self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0
     ) -> None:
+        self._call("put_item", Item=self._journal_item(alert_id, event, data, at, seq))
+
+    @staticmethod
+    def _journal_item(
+        alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int
+    ) -> dict[str, Any]:
         stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
-        self._call(
-            "put_item",
-            Item={
-                "pk": {"S": f"journal#{alert_id}"},
-                "sk": {"S": f"{stamp}#{seq:04d}#{event}"},
-                "event": {"S": event},
-                "at": {"S": at.isoformat()},
-                "data": {"S": json.dumps(data, default=str)},
-            },
-        )
+        return {
+            "pk": {"S": f"journal#{alert_id}"},
+            "sk": {"S": f"{stamp}#{seq:04d}#{event}"},
+            "event": {"S": event},
+            "at": {"S": at.isoformat()},
+            "data": {"S": json.dumps(data, default=str)},
+        }
+
+    def append_journal_many(
+        self, alert_id: str, events: list[tuple[str, dict[str, Any], datetime, int]]
+    ) -> None:
+        """One BatchWriteItem per 25 events; unprocessed items are written again."""
+        requests = [
+            {"PutRequest": {"Item": self._journal_item(alert_id, event, data, at, seq)}}
+            for event, data, at, seq in events
+        ]
+        for start in range(0, len(requests), 25):
+            pending = {self._table: requests[start : start + 25]}
+            for _ in range(5):
+                try:
+                    answer = self._ddb.batch_write_item(RequestItems=pending)
+                except (BotoCoreError, ClientError) as exc:
+                    raise StorageUnavailable(str(exc)) from exc
+                pending = answer.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            else:
+                raise StorageUnavailable("journal batch kept coming back unprocessed")
 
     def journal(self, alert_id: str) -> list[dict[str, Any]]:
         return [
@@ -337,7 +361,23 @@ class DynamoStateStore:
             for it in page.get("Items", [])
         ]
 
-    def replace_positions(self, positions: list[Position], at: datetime) -> None:
+    def recorded_order(self, client_order_id: str) -> dict[str, Any] | None:
+        item = self._call(
+            "get_item",
+            Key={"pk": {"S": "order"}, "sk": {"S": client_order_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return {
+            **json.loads(item["doc"]["S"]),
+            "alert_id": item["alert_id"]["S"],
+            "recorded_at": item["recorded_at"]["S"],
+        }
+
+    def replace_positions(
+        self, positions: list[Position], at: datetime, previous: list[Position] | None = None
+    ) -> None:
         """Make the snapshot equal `positions`, writing only what changed.
 
         One query reads the stored snapshot; a position whose document is unchanged is not
@@ -346,7 +386,10 @@ class DynamoStateStore:
         writes nothing, however many positions are held.
         """
         wanted = {p.symbol: p.model_dump_json() for p in positions if p.qty}
-        stored = {it["sk"]["S"]: it["doc"]["S"] for it in self._query_all("position")}
+        if previous is not None:
+            stored = {p.symbol: p.model_dump_json() for p in previous if p.qty}
+        else:
+            stored = {it["sk"]["S"]: it["doc"]["S"] for it in self._query_all("position")}
         for symbol in stored.keys() - wanted.keys():
             self._call("delete_item", Key={"pk": {"S": "position"}, "sk": {"S": symbol}})
         for symbol, doc in wanted.items():

@@ -48,6 +48,12 @@ class InMemoryStateStore(InMemoryRiskState):
             events = self._journal.setdefault(alert_id, {})
             events[(at.astimezone(UTC), seq, event)] = entry
 
+    def append_journal_many(
+        self, alert_id: str, events: list[tuple[str, dict[str, Any], datetime, int]]
+    ) -> None:
+        for event, data, at, seq in events:
+            self.append_journal(alert_id, event, data, at, seq)
+
     def journal(self, alert_id: str) -> list[dict[str, Any]]:
         events = self._journal.get(alert_id, {})
         return [copy.deepcopy(events[key]) for key in sorted(events)]
@@ -65,7 +71,13 @@ class InMemoryStateStore(InMemoryRiskState):
         newest_first = sorted(self._orders.items(), reverse=True)
         return [copy.deepcopy(doc) for _, doc in newest_first[:limit]]
 
-    def replace_positions(self, positions: list[Position], at: datetime) -> None:
+    def recorded_order(self, client_order_id: str) -> dict[str, Any] | None:
+        doc = self._orders.get(client_order_id)
+        return copy.deepcopy(doc) if doc is not None else None
+
+    def replace_positions(
+        self, positions: list[Position], at: datetime, previous: list[Position] | None = None
+    ) -> None:
         with self._lock:
             self._positions = {p.symbol: p for p in positions if p.qty}
 

@@ -37,14 +37,14 @@ def account_lease(
     """
     started = time.monotonic()
     holder = f"{who}#{uuid.uuid4().hex[:12]}"  # per call: duplicate deliveries queue too
-    delay = 0.02
+    delay = 0.005
     while not lock.acquire_account_lock(
         holder, now + timedelta(seconds=time.monotonic() - started), ttl
     ):
         if time.monotonic() - started > wait_s:
             raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, 0.05)  # a decision holds it ~0.1 s: poll often
     try:
         yield
     finally:

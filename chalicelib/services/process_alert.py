@@ -202,26 +202,28 @@ class _Run:
         self.details: dict[str, Any] = {"attempt": attempt, "broker": ex.broker.name}
         self.orders: list[Order] = []
         self._seq = 0  # orders this run's journal events, which share one `now`
+        self._events: list[tuple[str, dict[str, Any], datetime, int]] = []
+        self._notices: list[Notice] = []
+        self._final: tuple[AlertStatus, str] | None = None
 
-    # --- recording -------------------------------------------------------------------
+    # --- recording: buffered, written by `flush` once the account lease is released ----
 
-    def journal(self, event: str, data: dict[str, Any]) -> None:
+    def journal(self, event: str, data: dict[str, Any], *, now: bool = False) -> None:
+        """Journal an event; `now=True` writes it at once (a retry must be able to read it
+        even if this attempt dies), else it is written with the others by `flush`."""
         self._seq += 1
+        if not now:
+            self._events.append((event, data, self.now, self._seq))
+            return
         try:
             self.ex.state.append_journal(self.alert_id, event, data, self.now, self._seq)
         except Exception:  # the alert's own record carries the same details
             log.warning("journal write failed for %s/%s", self.alert_id, event, exc_info=True)
 
     def finish(self, status: AlertStatus, reason: str) -> Outcome:
+        """Settle the outcome; `flush` records it."""
         self.details["orders"] = [_order_record(o) for o in self.orders]
-        self.store.record_outcome(
-            self.alert_id,
-            status.value,
-            reason,
-            details=self.details,
-            only_if_status_in=RESUMED,
-            updated_at=self.now,
-        )
+        self._final = (status, reason)
         self.journal("outcome", {"status": status.value, "reason": reason})
         return Outcome(
             self.alert_id,
@@ -231,8 +233,32 @@ class _Run:
         )
 
     def notify(self, notice: Notice) -> None:
-        """Tell the trader; `send` logs a failing channel and never raises."""
-        send(self.ex.notifier, notice)
+        """Tell the trader once the run is recorded; a failing channel never raises."""
+        self._notices.append(notice)
+
+    def flush(self) -> None:
+        """Record the outcome, write the journal, then notify — outside the account lease,
+        so the next decision need not wait for them. The outcome comes first: a failure to
+        record it raises (SQS redelivers; the retry finds the orders and records them)."""
+        if self._final is not None:
+            status, reason = self._final
+            self.store.record_outcome(
+                self.alert_id,
+                status.value,
+                reason,
+                details=self.details,
+                only_if_status_in=RESUMED,
+                updated_at=self.now,
+            )
+        events, self._events = self._events, []
+        if events:
+            try:
+                self.ex.state.append_journal_many(self.alert_id, events)
+            except Exception:  # the alert's own record carries the same details
+                log.warning("journal write failed for %s", self.alert_id, exc_info=True)
+        notices, self._notices = self._notices, []
+        for notice in notices:
+            send(self.ex.notifier, notice)
 
     def record_order(self, order: Order) -> None:
         self.orders.append(order)
@@ -242,7 +268,13 @@ class _Run:
             log.warning("order record failed for %s", order.client_order_id, exc_info=True)
         self.journal("order", _order_record(order))
 
-    def sync(self, *, quiet: tuple[str, ...] = (), before_deciding: bool = False) -> SyncReport:
+    def sync(
+        self,
+        *,
+        quiet: tuple[str, ...] = (),
+        before_deciding: bool = False,
+        changed: list[tuple[str | None, Order]] | None = None,
+    ) -> SyncReport:
         """Book what filled and refresh the snapshot; the lease is already held.
 
         Before deciding, an unreachable broker fails the attempt (it is retried: nothing can
@@ -257,6 +289,7 @@ class _Run:
                 notifier=self.ex.notifier,
                 quiet=quiet,
                 journal=self._journal_for_sync,
+                changed=changed,
             )
         except BrokerUnavailable:
             if before_deciding:
@@ -310,16 +343,25 @@ class _Run:
                     return found
         raise BrokerUnavailable(str(last) or "broker unavailable")
 
-    def work_market(self, alert: Alert) -> None:
-        """Tell a simulated broker the alert's price first: a stop the market went through
-        fills before the alert is decided (the sync that follows books and announces it)."""
+    def catch_up(self, alert: Alert) -> SyncReport:
+        """Bring the state table up to the broker before deciding.
+
+        A simulated broker (paper) fills only when told a price: the alert's price works its
+        resting orders first, so a stop the market went through fills before the alert is
+        decided, and only what that filled needs booking. A real broker fills on its own
+        at any time: its recent orders are swept for fills not booked yet.
+        """
         work_prices = getattr(self.ex.broker, "on_price", None)
-        if work_prices is None or alert.price is None:
-            return
+        if work_prices is None:
+            return self.sync(before_deciding=True)
+        if alert.price is None:
+            return SyncReport()
         changed = work_prices(alert.symbol, alert.price, self.now)
-        if changed:
-            orders = [_order_record(o) for o in changed]
-            self.journal("market", {"price": alert.price, "orders": orders})
+        if not changed:
+            return SyncReport()
+        orders = [_order_record(o) for o in changed]
+        self.journal("market", {"price": alert.price, "orders": orders})
+        return self.sync(before_deciding=True, changed=[(None, o) for o in changed])
 
     def protection(self, exits: list[Order], resumed: bool) -> Protection:
         """The stop/target on the symbol: its working exits, else (on a retry, after this
@@ -340,6 +382,7 @@ class _Run:
             self.journal(
                 "protection",
                 {"stop_loss": protection.stop_loss, "take_profit": protection.take_profit},
+                now=True,
             )
         for order in to_cancel:
             try:
@@ -403,7 +446,9 @@ def process_alert(
     ex = execution
     try:
         with account_lease(ex.state, alert_id, now, wait_s=ex.lock_wait_s, ttl=ex.lock_ttl):
-            return _execute(run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED)
+            outcome = _execute(
+                run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED
+            )
     except BrokerUnavailable as exc:
         final = attempt >= MAX_RECEIVES
         reason = f"broker unavailable: {exc}" + (
@@ -412,18 +457,18 @@ def process_alert(
         run.finish(AlertStatus.FAILED, reason)
         if final:
             run.notify(order_error(reason, alert_id, symbol))
+        run.flush()
         raise AlertFailed(reason) from exc
-    except AlertFailed:
-        raise
     except Exception as exc:
         reason = f"processing error: {type(exc).__name__}: {exc}"
         log.exception("alert %s failed", alert_id)
-        try:
-            run.finish(AlertStatus.FAILED, reason)
-        finally:
-            if attempt >= MAX_RECEIVES:
-                run.notify(order_error(reason, alert_id, symbol))
+        run.finish(AlertStatus.FAILED, reason)
+        if attempt >= MAX_RECEIVES:
+            run.notify(order_error(reason, alert_id, symbol))
+        run.flush()
         raise AlertFailed(reason) from exc
+    run.flush()
+    return outcome
 
 
 @dataclass
@@ -448,7 +493,7 @@ class _Book:
 def _read_book(broker: Broker, symbol: str, synced: SyncReport) -> _Book:
     """The account as the decision sees it: the sync's fresh read, else the broker's."""
     account = synced.account or broker.get_account()
-    positions = list(synced.positions) if synced.account else broker.get_positions()
+    positions = list(synced.positions) if synced.ran else broker.get_positions()
     open_orders = broker.list_orders(status="open")
     return _Book(
         account=account,
@@ -461,14 +506,14 @@ def _read_book(broker: Broker, symbol: str, synced: SyncReport) -> _Book:
 
 def _execute(run: _Run, alert: Alert, *, resumed: bool) -> Outcome:
     ex = run.ex
-    run.work_market(alert)
+    # Book every fill the broker made since the last sync (a stop at Alpaca, the paper
+    # stop the alert's price just hit), so this run's own fills replay onto the truth.
+    synced = run.catch_up(alert)
     done = run.placed_earlier() if resumed else {}
     if "open" in done:
         return _recovered(run, done)
 
-    # Book every fill the broker made since the last sync (a stop at Alpaca, the paper
-    # stop the alert's price just hit), so this run's own fills replay onto the truth.
-    book = _read_book(ex.broker, alert.symbol, run.sync(before_deciding=True))
+    book = _read_book(ex.broker, alert.symbol, synced)
     protection = run.protection(book.exits, resumed)
     decision = decide_orders(
         alert,
@@ -551,7 +596,10 @@ def _place(
             close = order
         else:
             run.notify(order_update(order, run.alert_id))
-    report = run.sync(quiet=(close.broker_order_id,) if close else ())
+    report = run.sync(
+        quiet=(close.broker_order_id,) if close else (),
+        changed=[(run.alert_id, o) for o in run.orders],
+    )
     trade = _trade_of(report, close)
     if close is not None and not_opened is not None:
         side = "short" if close.side.value == "sell" else "long"

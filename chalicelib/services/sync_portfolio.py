@@ -24,7 +24,7 @@ positions it reports).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -65,7 +65,8 @@ class SyncReport:
     orders_updated: int = 0
     positions: tuple[Position, ...] = ()
     baseline: bool = False
-    account: Account | None = None
+    account: Account | None = None  # read by a sweep; a targeted pass leaves it out
+    ran: bool = False  # False for the empty report of a pass that did not run
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -132,39 +133,34 @@ def sync_portfolio(
     notifier: Notifier | None = None,
     quiet: tuple[str, ...] = (),
     journal: Journal | None = None,
+    changed: Sequence[tuple[str | None, Order]] | None = None,
 ) -> SyncReport:
     """One reconciliation pass (see the module docstring); the caller holds the lease.
 
     Every trade booked for the first time is announced with its P/L, except fills in
     `quiet` (the worker announces its own close with more to say). `journal(key, event,
     data)` writes the journal (the worker passes its own, to keep its events in order).
+
+    `changed` — (alert id when known, order) — makes it a *targeted* pass: only those orders'
+    fills are booked, without reading the broker's recent orders. The worker passes what it
+    placed and what the market just filled, which is everything that can have moved a
+    simulated account; a real broker's own fills are swept by the scheduled pass.
     """
     journal = journal or _journal_to(state, now)
-    rows = state.orders(limit=ORDER_WINDOW)
-    recorded = {row["client_order_id"]: row for row in rows}
-    alert_of = _alert_ids(rows)
-    orders = broker.list_orders(status="all", limit=ORDER_WINDOW)
     booked, version = state.booked_fills()
     seen = set(booked)
-
-    updated = 0
-    fills: list[FillEvent] = []
-    for order in orders:
-        row = recorded.get(order.client_order_id)
-        if row is not None and _fingerprint(row) != _fingerprint(order.model_dump(mode="json")):
-            state.record_order(row["alert_id"], order, now)
-            updated += 1
-        for o, is_leg in _legs_of(order):
-            event = _fill(o, is_leg, alert_of.get(o.client_order_id), now)
-            if event is not None and event.key not in seen:
-                fills.append(event)
+    if changed is None:
+        fills, updated = _sweep(broker, state, now, seen)
+    else:
+        fills, updated = _targeted(broker, state, now, seen, changed)
 
     positions = broker.get_positions()
     baseline = version == 0 and not booked
     trades: list[ClosedTrade] = []
     drift: list[Drift] = []
-    if not baseline:
-        before = _holdings(state.positions())
+    previous = None if baseline else state.positions()
+    if previous is not None:
+        before = _holdings(previous)
         _, trades = replay(before, fills)
         expected, _ = replay(before, [f for f in fills if f.reason is not ExitReason.OUTSIDE])
         drift = _drift(expected, positions)
@@ -175,16 +171,75 @@ def sync_portfolio(
         journal(f"{SYNC_JOURNAL}-{trading_date(now).isoformat()}", "drift", d.__dict__)
         send(notifier, position_drift(d.symbol, d.expected_qty, d.broker_qty))
 
-    state.replace_positions(positions, now)
+    state.replace_positions(positions, now, previous=previous)
     keys = (*booked, *(f.key for f in fills))[-MAX_BOOKED:]
     if (fills or baseline) and not state.save_booked_fills(keys, version):
         log.info("another sync booked fills concurrently; its bookings are idempotent")
-    account = broker.get_account()
-    try:
-        state.save_account(account, now)
-    except Exception:  # the P/L view falls back to its own sums
-        log.warning("account snapshot failed", exc_info=True)
-    return SyncReport(tuple(trades), tuple(drift), updated, tuple(positions), baseline, account)
+    account = None
+    if changed is None:  # the account (equity, day P/L) is the sweep's: once a minute is enough
+        account = broker.get_account()
+        try:
+            state.save_account(account, now)
+        except Exception:  # the P/L view falls back to its own sums
+            log.warning("account snapshot failed", exc_info=True)
+    return SyncReport(
+        tuple(trades), tuple(drift), updated, tuple(positions), baseline, account, ran=True
+    )
+
+
+def _sweep(
+    broker: Broker, state: SyncState, now: datetime, seen: set[str]
+) -> tuple[list[FillEvent], int]:
+    """The broker's recent orders: re-record changed ones, collect fills not yet booked."""
+    rows = state.orders(limit=ORDER_WINDOW)
+    recorded = {row["client_order_id"]: row for row in rows}
+    alert_of = _alert_ids(rows)
+    updated = 0
+    fills: list[FillEvent] = []
+    for order in broker.list_orders(status="all", limit=ORDER_WINDOW):
+        row = recorded.get(order.client_order_id)
+        if row is not None and _fingerprint(row) != _fingerprint(order.model_dump(mode="json")):
+            state.record_order(row["alert_id"], order, now)
+            updated += 1
+        for o, is_leg in _legs_of(order):
+            event = _fill(o, is_leg, alert_of.get(o.client_order_id), now)
+            if event is not None and event.key not in seen:
+                fills.append(event)
+    return fills, updated
+
+
+def _targeted(
+    broker: Broker,
+    state: SyncState,
+    now: datetime,
+    seen: set[str],
+    changed: Sequence[tuple[str | None, Order]],
+) -> tuple[list[FillEvent], int]:
+    """Only `changed` orders: a leg's parent is re-read and re-recorded (true leg statuses)."""
+    updated = 0
+    refreshed: set[str] = set()
+    fills: list[FillEvent] = []
+    for alert_id, order in changed:
+        top = order.parent_client_order_id or order.client_order_id
+        if alert_id is None or order.parent_client_order_id:
+            row = state.recorded_order(top)
+            alert_id = alert_id or (row["alert_id"] if row else None)
+            if order.parent_client_order_id and row is not None and top not in refreshed:
+                refreshed.add(top)
+                parent = broker.get_order_by_client_id(top)
+                fresh = parent is not None and _fingerprint(row) != _fingerprint(
+                    parent.model_dump(mode="json")
+                )
+                if parent is not None and fresh:
+                    state.record_order(row["alert_id"], parent, now)
+                    updated += 1
+        for o, is_leg in _legs_of(order):
+            leg = is_leg or o.parent_client_order_id is not None
+            event = _fill(o, leg, alert_id, now)
+            if event is not None and event.key not in seen:
+                seen.add(event.key)
+                fills.append(event)
+    return fills, updated
 
 
 def _drift(expected: dict[str, Holding], positions: list[Position]) -> list[Drift]:

@@ -201,7 +201,7 @@ class FakeBroker:
     def _leg(self, parent: Order, suffix, side, kind, limit, stop, status=OrderStatus.PENDING):
         leg = self._new(
             parent.client_order_id + suffix, parent.symbol, side, parent.qty, kind, limit, stop
-        ).model_copy(update={"status": status})
+        ).model_copy(update={"status": status, "parent_client_order_id": parent.client_order_id})
         self._parent[leg.client_order_id] = parent.client_order_id
         self._roles[leg.client_order_id] = "take_profit" if suffix == "#tp" else "stop_loss"
         return leg

@@ -228,7 +228,11 @@ def new_records(intent: OrderIntent, now: datetime) -> list[Record]:
 
     def leg(suffix: str, role: str, kind: OrderType, limit: float | None, stop: float | None):
         order = _order(intent, cid + suffix, kind, limit, stop, now).model_copy(
-            update={"side": exit_side, "status": OrderStatus.PENDING}
+            update={
+                "side": exit_side,
+                "status": OrderStatus.PENDING,
+                "parent_client_order_id": cid,
+            }
         )
         return Record(order=order, role=role, parent=cid, created_at=stamp)
 
@@ -263,6 +267,7 @@ def _protection_records(intent: OrderIntent, now: datetime) -> list[Record]:
         return [Record(order=target, role="take_profit", created_at=stamp)]
     stop_cid = cid + STOP_LOSS_SUFFIX
     stop = _order(intent, stop_cid, OrderType.STOP, None, intent.stop_loss, now)
+    stop = stop.model_copy(update={"parent_client_order_id": cid})
     return [
         Record(order=target, role="take_profit", legs=(stop_cid,), created_at=stamp),
         Record(order=stop, role="stop_loss", parent=cid, created_at=stamp),

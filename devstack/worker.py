@@ -27,6 +27,7 @@ log = logging.getLogger("flowtrader.devstack.worker")
 
 VISIBILITY_S = 20  # how long a taken message stays invisible without an extension
 HEARTBEAT_EVERY_S = 2.0
+SYNC_EVERY_S = 10.0  # the sync_portfolio schedule's local cadence (every minute in AWS)
 
 
 def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -225,6 +226,7 @@ def main() -> int:
     from chalicelib import bootstrap
     from chalicelib.domain import utc_now
     from chalicelib.services.ingest_alert import requeue_pending
+    from chalicelib.services.sync_portfolio import scheduled_sync
     from devstack.notifications import NotificationTap
 
     c = bootstrap.container()
@@ -238,6 +240,13 @@ def main() -> int:
         requeued = requeue_pending(c.alert_store, c.alert_queue, utc_now(), waiting=depth)
         if requeued:
             log.info("sweeper queued %d alert(s) nobody would take: %s", len(requeued), requeued)
+
+    def sync_portfolio() -> None:
+        # The app's schedule, every SYNC_EVERY_S instead of every minute, at any hour: the
+        # local stack trades whenever it runs (market hours are off for it by default).
+        result = scheduled_sync(c.broker, c.state_store, utc_now(), notifier=c.notifier, force=True)
+        if result.get("trades") or result.get("drift"):
+            log.info("portfolio sync: %s", json.dumps(result, default=str))
 
     concurrency, batch_size = lambda_concurrency(app_module.app)
     consumers = [
@@ -254,6 +263,7 @@ def main() -> int:
     threads: list[QueueWorker | Every | NotificationTap] = [
         *consumers,
         Every(15.0, sweep, "sweeper"),
+        Every(SYNC_EVERY_S, sync_portfolio, "portfolio-sync"),
         Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
         NotificationTap(c.settings.topic_arn, show_notification),
     ]

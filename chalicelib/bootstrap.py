@@ -1,4 +1,6 @@
-"""The composition root: the one place that knows which adapter serves which port.
+"""The composition root: the one place that knows which adapter serves which port, and the
+one place that turns `Settings` into the limits the rules enforce (`risk_limits`,
+`order_rules`) and the worker's pipeline (`Container.execution`).
 
 Adapters (and the boto3/vendor clients inside them) are built lazily, on first use, so a
 cold start pays only for what the invoked handler touches.
@@ -8,14 +10,52 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
-    from chalicelib.adapters.dynamodb_state import DynamoStateStore
-    from chalicelib.adapters.sqs import SqsAlertQueue
-    from chalicelib.ports import Broker, Notifier
+    from chalicelib.ports import AlertQueue, AlertStore, Broker, Notifier, StateStore
+    from chalicelib.rules.gate import RiskLimits
+    from chalicelib.rules.orders import OrderRules
+    from chalicelib.services.process_alert import Execution
     from chalicelib.settings import Settings
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    """The gate's limits as configured (`FLOWTRADER_*`; the backtest's `[risk]` maps to the
+    same type)."""
+    from chalicelib.rules.gate import RiskLimits
+
+    return RiskLimits(
+        kill_switch=settings.kill_switch,
+        market_hours_only=settings.enforce_market_hours,
+        max_trades_per_hour=settings.max_trades_per_hour,
+        cooldown_per_symbol=settings.cooldown_per_symbol,
+        max_daily_loss_usd=settings.max_daily_loss_usd,
+        max_open_positions=settings.max_open_positions,
+        max_position_notional_usd=settings.max_position_notional_usd,
+        max_gross_exposure_usd=settings.max_gross_exposure_usd,
+        pdt_guard=settings.pdt_guard,
+    )
+
+
+def order_rules(settings: Settings) -> OrderRules:
+    """Sizing and default exits as configured (the backtest's `[sizing]`/`[exits]` map to the
+    same type)."""
+    from chalicelib.rules.orders import OrderRules
+    from chalicelib.rules.sizing import SizingMode
+
+    return OrderRules(
+        sizing_mode=SizingMode(settings.sizing_mode),
+        default_qty=settings.default_qty,
+        default_notional_usd=settings.default_notional_usd,
+        risk_per_trade_pct=settings.risk_per_trade_pct,
+        use_alert_quantity=settings.use_alert_quantity,
+        default_stop_pct=settings.default_stop_pct,
+        default_target_pct=settings.default_target_pct,
+        stop_atr_multiple=settings.stop_atr_multiple,
+        target_atr_multiple=settings.target_atr_multiple,
+        max_position_notional_usd=settings.max_position_notional_usd,
+    )
 
 
 class Container:
@@ -31,25 +71,25 @@ class Container:
         return self._settings or load_settings()
 
     @cached_property
-    def boto_session(self):
+    def boto_session(self) -> Any:
         import boto3
 
         return boto3.session.Session()
 
     @cached_property
-    def alert_store(self) -> DynamoAlertStore:
+    def alert_store(self) -> AlertStore:
         from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
 
         return DynamoAlertStore(self.boto_session.client("dynamodb"), self.settings.alerts_table)
 
     @cached_property
-    def alert_queue(self) -> SqsAlertQueue:
+    def alert_queue(self) -> AlertQueue:
         from chalicelib.adapters.sqs import SqsAlertQueue
 
         return SqsAlertQueue(self.boto_session.client("sqs"), self.settings.queue_url)
 
     @cached_property
-    def state_store(self) -> DynamoStateStore:
+    def state_store(self) -> StateStore:
         """Risk state, cooldown slots, journal, orders and positions (the state table)."""
         from chalicelib.adapters.dynamodb_state import DynamoStateStore
 
@@ -92,6 +132,21 @@ class Container:
             s.state_table,
             slippage_bps=s.paper_slippage_bps,
             starting_cash=s.paper_starting_cash,
+        )
+
+    @cached_property
+    def execution(self) -> Execution:
+        """The worker's pipeline: the state table, the broker, the gate and the order rules
+        from the settings, the notifier."""
+        from chalicelib.rules.gate import Gate
+        from chalicelib.services.process_alert import Execution
+
+        return Execution(
+            state=self.state_store,
+            broker=self.broker,
+            gate=Gate.from_limits(risk_limits(self.settings)),
+            rules=order_rules(self.settings),
+            notifier=self.notifier,
         )
 
 

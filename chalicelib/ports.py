@@ -1,11 +1,24 @@
-"""The ports services talk to; adapters in `chalicelib/adapters/` implement them."""
+"""Every port the services talk to, and the port errors; adapters in `chalicelib/adapters/`
+implement them, `chalicelib/bootstrap.py` decides which adapter serves which.
+
+Ports import only the domain. The rules re-export the one protocol they need
+(`chalicelib.rules.risk_state.RiskState`), so the backtest and the gate keep their import.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from chalicelib.domain import Account, Alert, ClosedTrade, Order, OrderIntent, Position
+from chalicelib.domain import (
+    Account,
+    Alert,
+    ClosedTrade,
+    DayType,
+    Order,
+    OrderIntent,
+    Position,
+)
 
 
 class StorageUnavailable(Exception):
@@ -56,8 +69,12 @@ class AlertStore(Protocol):
         reason: str,
         details: dict[str, Any] | None = None,
         only_if_status_in: tuple[str, ...] | None = None,
+        updated_at: datetime | None = None,
     ) -> bool:
-        """Record where the alert ended; False when `only_if_status_in` did not hold."""
+        """Record where the alert ended; False when `only_if_status_in` did not hold.
+
+        `updated_at`, when given, is stored as the time the outcome was reached (the
+        caller's clock)."""
         ...
 
 
@@ -149,11 +166,74 @@ class AccountLock(Protocol):
         ...
 
 
+@runtime_checkable
+class RiskState(Protocol):
+    """What the gate's checks read, and the cooldown claims the gate writes.
+
+    A claim is the one write that must be atomic: `claim_trade_slot` either takes a slot
+    under the limit or returns False, so concurrent callers can never exceed it. Scopes:
+    `symbol=None` is the account-wide window, `symbol="AAPL"` a per-symbol one. Claims are
+    keyed by `claim_id` (the alert id), so a redelivered alert re-finds its own slot.
+    """
+
+    def kill_switch(self) -> str | None:
+        """The reason the kill switch was engaged, or None when trading is allowed."""
+        ...
+
+    def set_kill_switch(self, reason: str | None, now: datetime) -> None:
+        """Engage (with a reason) or release (None) the kill switch."""
+        ...
+
+    def trade_times(
+        self,
+        now: datetime,
+        window: timedelta,
+        *,
+        symbol: str | None = None,
+        exclude_claim: str | None = None,
+    ) -> list[datetime]:
+        """When the trades claimed within (now − window, now] were claimed, oldest first."""
+        ...
+
+    def claim_trade_slot(
+        self,
+        claim_id: str,
+        now: datetime,
+        *,
+        window: timedelta,
+        limit: int,
+        symbol: str | None = None,
+    ) -> bool:
+        """Atomically take one of `limit` slots in the rolling window; False when all are taken.
+
+        True without taking another slot when `claim_id` already holds one in the window.
+        """
+        ...
+
+    def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
+        """Give a slot back (the broker refused the order); a no-op when none is held."""
+        ...
+
+    def realized_pl(self, day: date) -> float:
+        """Realized P/L in USD booked on trading day `day` (losses negative)."""
+        ...
+
+    def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
+        """Book realized P/L once per `key` (e.g. a fill id); False when `key` was booked."""
+        ...
+
+    def day_type(self, day: date) -> DayType | None:
+        """The day's classification (trend / choppy / no_trade), or None if not classified."""
+        ...
+
+    def set_day_type(self, day: date, day_type: DayType) -> None: ...
+
+
 class TradeRecords(Protocol):
     """The journal, orders and positions the API shows (state table; adapters/dynamodb_state).
 
-    The risk half of the state store is `chalicelib.rules.risk_state.RiskState` (the gate's
-    reads and cooldown claims); the DynamoDB state store implements both.
+    The risk half of the state store is `RiskState` (the gate's reads and cooldown claims);
+    the DynamoDB state store implements both (`StateStore`).
     """
 
     def append_journal(
@@ -212,6 +292,19 @@ class TradeRecords(Protocol):
     def save_account(self, account: Account, at: datetime) -> None: ...
 
     def account_snapshot(self) -> tuple[Account, datetime] | None: ...
+
+
+class SyncState(TradeRecords, RiskState, Protocol):
+    """What a portfolio sync writes: trade records, and the realized P/L the daily loss
+    limit reads."""
+
+
+class LeasedState(SyncState, AccountLock, Protocol):
+    """The state table as the scheduled sync needs it: records plus the account lease."""
+
+
+class StateStore(RiskState, TradeRecords, AccountLock, Protocol):
+    """The state table: the gate's risk state, journal, orders, positions, account lease."""
 
 
 class Notifier(Protocol):

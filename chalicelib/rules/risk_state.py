@@ -2,6 +2,8 @@
 
 `RiskState` is what a check may ask (kill switch, recent trades, today's realized P/L, the
 day type) plus the two writes the gate makes itself: claiming and releasing a cooldown slot.
+It is defined with every other port in `chalicelib.ports` and re-exported here for the gate,
+the checks and the backtest.
 A claim is the one write that must be atomic: `claim_trade_slot` either takes a slot under
 the limit or returns False, so concurrent callers can never exceed it. The DynamoDB store
 (`chalicelib.adapters.dynamodb_state`) does that with conditional writes; this module's
@@ -17,66 +19,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 from chalicelib.domain import DayType
+from chalicelib.ports import RiskState
 
-
-@runtime_checkable
-class RiskState(Protocol):
-    """What the gate's checks read, and the cooldown claims the gate writes."""
-
-    def kill_switch(self) -> str | None:
-        """The reason the kill switch was engaged, or None when trading is allowed."""
-        ...
-
-    def set_kill_switch(self, reason: str | None, now: datetime) -> None:
-        """Engage (with a reason) or release (None) the kill switch."""
-        ...
-
-    def trade_times(
-        self,
-        now: datetime,
-        window: timedelta,
-        *,
-        symbol: str | None = None,
-        exclude_claim: str | None = None,
-    ) -> list[datetime]:
-        """When the trades claimed within (now − window, now] were claimed, oldest first."""
-        ...
-
-    def claim_trade_slot(
-        self,
-        claim_id: str,
-        now: datetime,
-        *,
-        window: timedelta,
-        limit: int,
-        symbol: str | None = None,
-    ) -> bool:
-        """Atomically take one of `limit` slots in the rolling window; False when all are taken.
-
-        True without taking another slot when `claim_id` already holds one in the window.
-        """
-        ...
-
-    def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
-        """Give a slot back (the broker refused the order); a no-op when none is held."""
-        ...
-
-    def realized_pl(self, day: date) -> float:
-        """Realized P/L in USD booked on trading day `day` (losses negative)."""
-        ...
-
-    def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
-        """Book realized P/L once per `key` (e.g. a fill id); False when `key` was booked."""
-        ...
-
-    def day_type(self, day: date) -> DayType | None:
-        """The day's classification (trend / choppy / no_trade), or None if not classified."""
-        ...
-
-    def set_day_type(self, day: date, day_type: DayType) -> None: ...
+__all__ = ["InMemoryRiskState", "RiskState"]
 
 
 @dataclass

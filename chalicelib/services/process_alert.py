@@ -24,8 +24,12 @@ The order of the steps is the money-safety argument (DESIGN.md invariants 1–7)
    same stop/target (`…-protect`), and a close the broker refuses re-places them
    (`…-restore`), so shares are never left without the stop they had. `BrokerUnavailable` →
    `failed` and redelivered; the next attempt re-protects from the journaled protection.
-7. **Record**: orders and outcome on the alert and in the journal; `sync_portfolio` books
-   what filled; **notify** — a failing notifier is logged and never blocks an order.
+7. **Record**: `sync_portfolio` books what this run placed and what the market filled
+   (a targeted pass) while the lease is held; the outcome, the journal (one batch write)
+   and the notifications are written by `_Run.flush` after the lease is released, so the
+   next decision need not wait for them. Only the journaled `protection` is written at once:
+   a retry must find it even if this attempt dies. A failing notifier is logged and never
+   blocks an order.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from chalicelib.domain import (
     Account,
@@ -46,16 +50,15 @@ from chalicelib.domain import (
     Position,
 )
 from chalicelib.ports import (
-    AccountLock,
     AlertStore,
     Broker,
     BrokerRejected,
     BrokerUnavailable,
     Notifier,
-    TradeRecords,
+    StateStore,
 )
 from chalicelib.rules.exposure import with_working_entries
-from chalicelib.rules.gate import Gate, GateResult, Proposal, RiskLimits
+from chalicelib.rules.gate import Gate, GateResult, Proposal
 from chalicelib.rules.orders import (
     Decision,
     DecisionKind,
@@ -66,8 +69,6 @@ from chalicelib.rules.orders import (
     protection_of,
     protective_exit,
 )
-from chalicelib.rules.risk_state import RiskState
-from chalicelib.rules.sizing import SizingMode
 from chalicelib.services.account_lease import AccountBusy, account_lease
 from chalicelib.services.notify import (
     Notice,
@@ -79,9 +80,6 @@ from chalicelib.services.notify import (
     send,
 )
 from chalicelib.services.sync_portfolio import SyncReport, sync_portfolio
-
-if TYPE_CHECKING:
-    from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +96,6 @@ MAX_RECEIVES = 5  # the queue's redrive maxReceiveCount (infra/template.yaml)
 TRADES = ("close", "open")  # the legs that trade; an alert that has one was acted on
 LEGS = (*TRADES, "protect", "restore")  # every client order id suffix of an alert
 WORKING = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
-
-
-class StateStore(RiskState, TradeRecords, AccountLock, Protocol):
-    """The state table: the gate's risk state, journal, orders, positions, account lease."""
 
 
 @dataclass(frozen=True)
@@ -129,35 +123,6 @@ class Outcome:
 
 class AlertFailed(Exception):
     """Processing failed after the outcome was recorded; raised so SQS redelivers it."""
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    return RiskLimits(
-        kill_switch=settings.kill_switch,
-        market_hours_only=settings.enforce_market_hours,
-        max_trades_per_hour=settings.max_trades_per_hour,
-        cooldown_per_symbol=settings.cooldown_per_symbol,
-        max_daily_loss_usd=settings.max_daily_loss_usd,
-        max_open_positions=settings.max_open_positions,
-        max_position_notional_usd=settings.max_position_notional_usd,
-        max_gross_exposure_usd=settings.max_gross_exposure_usd,
-        pdt_guard=settings.pdt_guard,
-    )
-
-
-def order_rules(settings: Settings) -> OrderRules:
-    return OrderRules(
-        sizing_mode=SizingMode(settings.sizing_mode),
-        default_qty=settings.default_qty,
-        default_notional_usd=settings.default_notional_usd,
-        risk_per_trade_pct=settings.risk_per_trade_pct,
-        use_alert_quantity=settings.use_alert_quantity,
-        default_stop_pct=settings.default_stop_pct,
-        default_target_pct=settings.default_target_pct,
-        stop_atr_multiple=settings.stop_atr_multiple,
-        target_atr_multiple=settings.target_atr_multiple,
-        max_position_notional_usd=settings.max_position_notional_usd,
-    )
 
 
 def _order_record(order: Order) -> dict[str, Any]:

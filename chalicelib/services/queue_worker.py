@@ -18,32 +18,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 
 from chalicelib.domain import AlertStatus, utc_now
-from chalicelib.rules.gate import Gate
-from chalicelib.services.process_alert import (
-    CLAIMABLE,
-    AlertFailed,
-    Execution,
-    order_rules,
-    process_alert,
-    risk_limits,
-)
+from chalicelib.services.process_alert import CLAIMABLE, AlertFailed, Execution, process_alert
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from chalicelib.bootstrap import Container
-
-
-def build_execution(container: Container) -> Execution:
-    """The pipeline's collaborators from the composition root's adapters and settings."""
-    settings = container.settings
-    return Execution(
-        state=container.state_store,
-        broker=container.broker,
-        gate=Gate.from_limits(risk_limits(settings)),
-        rules=order_rules(settings),
-        notifier=getattr(container, "notifier", None),
-    )
 
 
 def handle_batch(event: dict[str, Any], container: Container) -> dict[str, Any]:
@@ -55,7 +35,7 @@ def handle_batch(event: dict[str, Any], container: Container) -> dict[str, Any]:
         alert_id = json.loads(record.body)["alert_id"]
         if execution is None:
             try:
-                execution = build_execution(container)
+                execution = container.execution
             except Exception as exc:  # e.g. broker keys missing: say so on the alert
                 reason = f"worker cannot start: {type(exc).__name__}: {exc}"
                 container.alert_store.record_outcome(

@@ -27,13 +27,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.domain import Account, ClosedTrade, ExitReason, Order, OrderStatus, Position
-from chalicelib.ports import AccountLock, Broker, Notifier, TradeRecords
+from chalicelib.ports import Broker, LeasedState, Notifier, SyncState
 from chalicelib.rules.market_calendar import session_bounds, trading_date
 from chalicelib.rules.pnl import FillEvent, Holding, exit_reason, replay
-from chalicelib.rules.risk_state import RiskState
 from chalicelib.services.account_lease import account_lease
 from chalicelib.services.notify import position_closed, position_drift, send
 
@@ -45,10 +44,6 @@ SYNC_JOURNAL = "portfolio"  # journal id prefix for events that belong to no ale
 
 
 Journal = Callable[[str, str, dict[str, Any]], None]  # (alert id or key, event, data)
-
-
-class SyncState(TradeRecords, RiskState, Protocol):
-    """What a sync writes: trade records, and the realized P/L the daily loss limit reads."""
 
 
 @dataclass(frozen=True)
@@ -282,10 +277,6 @@ def in_sync_window(now: datetime) -> bool:
     """Whether a scheduled sync has work: within the regular session, plus a margin."""
     bounds = session_bounds(trading_date(now))
     return bounds is not None and bounds[0] - SESSION_MARGIN <= now <= bounds[1] + SESSION_MARGIN
-
-
-class LeasedState(SyncState, AccountLock, Protocol):
-    """The state table as the scheduled sync needs it: records plus the account lease."""
 
 
 def scheduled_sync(

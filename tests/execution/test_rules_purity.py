@@ -20,7 +20,7 @@ FORBIDDEN_IMPORTS = {
     "subprocess",
     "zoneinfo",
 }
-ALLOWED_CHALICELIB = ("chalicelib.domain", "chalicelib.rules")
+ALLOWED_CHALICELIB = ("chalicelib.domain", "chalicelib.ports", "chalicelib.rules")
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "utc_now"}
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from chalicelib.bootstrap import order_rules, risk_limits
 from chalicelib.rules.checks import Cooldown, KillSwitch, MarketHours
 from chalicelib.rules.gate import Gate
 from chalicelib.rules.sizing import SizingMode
-from chalicelib.services.process_alert import order_rules, risk_limits
 from chalicelib.settings import Settings
 
 

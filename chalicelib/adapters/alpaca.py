@@ -162,6 +162,12 @@ def _price(value: float | None) -> Decimal | None:
     return Decimal(str(round_to_tick(value)))
 
 
+def _leg_price(value: float) -> float:
+    """A take-profit or stop-loss leg's price on a valid tick; alpaca-py types these as float
+    (it converts a Decimal to the same float)."""
+    return round_to_tick(value)
+
+
 def build_order_request(intent: OrderIntent) -> Any:
     """The alpaca-py request for `intent`: simple, bracket (both legs) or OTO (one leg); for
     a protective intent an OCO (both prices), a stop or a limit (`_protection_request`)."""
@@ -193,9 +199,9 @@ def build_order_request(intent: OrderIntent) -> Any:
     if legs:
         fields["order_class"] = OrderClass.BRACKET if legs == 2 else OrderClass.OTO
     if intent.take_profit is not None:
-        fields["take_profit"] = TakeProfitRequest(limit_price=_price(intent.take_profit))
+        fields["take_profit"] = TakeProfitRequest(limit_price=_leg_price(intent.take_profit))
     if intent.stop_loss is not None:
-        fields["stop_loss"] = StopLossRequest(stop_price=_price(intent.stop_loss))
+        fields["stop_loss"] = StopLossRequest(stop_price=_leg_price(intent.stop_loss))
     kind = intent.order_type
     if kind is OrderType.MARKET:
         return MarketOrderRequest(**fields)
@@ -239,8 +245,8 @@ def _protection_request(intent: OrderIntent) -> Any:
         return LimitOrderRequest(
             **fields,
             order_class=OrderClass.OCO,
-            take_profit=TakeProfitRequest(limit_price=_price(intent.take_profit)),
-            stop_loss=StopLossRequest(stop_price=_price(intent.stop_loss)),
+            take_profit=TakeProfitRequest(limit_price=_leg_price(intent.take_profit)),
+            stop_loss=StopLossRequest(stop_price=_leg_price(intent.stop_loss)),
         )
     if intent.stop_loss is not None:
         return StopOrderRequest(**fields, stop_price=_price(intent.stop_loss))
@@ -334,7 +340,7 @@ def _harden(client: Any, timeout_s: float) -> Any:
     import requests
 
     class _TimeoutSession(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("timeout", timeout_s)
             return super().request(*args, **kwargs)
 

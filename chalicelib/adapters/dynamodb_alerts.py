@@ -6,33 +6,37 @@ Table layout (one table, `pk` only):
   lets the sweeper find alerts whose enqueue failed or that nobody took).
 - ``key#<dedupe_key>``: which alert first claimed the key, until ``expires_at``.
 Both are written in one transaction, so a key never points at a missing alert.
+
+Every call goes through `DynamoTable` (`dynamodb_table`): throttling, any other AWS error
+and unreachable storage are `StorageUnavailable`; a condition that did not hold is handled
+here (a duplicate key returns the first alert's id, a taken alert is left to its worker).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from chalicelib.adapters.dynamodb_table import ConditionFailed, DynamoTable
 from chalicelib.domain import Alert, AlertStatus
 from chalicelib.ports import StorageUnavailable
 
 PENDING_INDEX = "pending"
 
 
-def _alert_pk(alert_id: str) -> dict[str, str]:
+def _alert_pk(alert_id: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"alert#{alert_id}"}}
 
 
-def _key_pk(dedupe_key: str) -> dict[str, str]:
+def _key_pk(dedupe_key: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"key#{dedupe_key}"}}
 
 
 class DynamoAlertStore:
     def __init__(self, client: Any, table: str) -> None:
-        self._ddb = client
+        self._db = DynamoTable(client, table, label="alerts table")
         self._table = table
 
     def store_once(
@@ -64,7 +68,8 @@ class DynamoAlertStore:
         if source_ip:
             item["source_ip"] = {"S": source_ip}
         try:
-            self._ddb.transact_write_items(
+            self._db.call(
+                "transact_write_items",
                 TransactItems=[
                     {
                         "Put": {
@@ -85,33 +90,24 @@ class DynamoAlertStore:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                ]
+                ],
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise StorageUnavailable(str(exc)) from exc
+        except ConditionFailed as exc:
+            if exc.code != "TransactionCanceledException":
+                raise StorageUnavailable(f"alerts table: store failed ({exc.code})") from exc
             first = self._first_claimant(dedupe_key)
             if first is None:
                 raise StorageUnavailable("idempotency key conflict without an owner") from exc
             return first
-        except BotoCoreError as exc:
-            raise StorageUnavailable(str(exc)) from exc
         return None
 
     def _first_claimant(self, dedupe_key: str) -> str | None:
-        try:
-            got = self._ddb.get_item(
-                TableName=self._table, Key=_key_pk(dedupe_key), ConsistentRead=True
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        got = self._db.call("get_item", Key=_key_pk(dedupe_key), ConsistentRead=True)
         item = got.get("Item")
         return item["alert_id"]["S"] if item else None
 
     def get(self, alert_id: str) -> dict[str, Any] | None:
-        got = self._ddb.get_item(
-            TableName=self._table, Key=_alert_pk(alert_id), ConsistentRead=True
-        )
+        got = self._db.call("get_item", Key=_alert_pk(alert_id), ConsistentRead=True)
         item = got.get("Item")
         if not item:
             return None
@@ -130,9 +126,10 @@ class DynamoAlertStore:
 
     def _set_queue_state(self, alert_id: str, update: str, status: str, reason: str) -> None:
         """Apply `update` only while the worker has not taken the alert (status stored/queued)."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
+        # An alert a worker already took keeps the worker's status.
+        with contextlib.suppress(ConditionFailed):
+            self._db.call(
+                "update_item",
                 Key=_alert_pk(alert_id),
                 UpdateExpression=update + " #s = :status, reason = :why",
                 ConditionExpression="#s IN (:stored, :queued)",
@@ -144,11 +141,6 @@ class DynamoAlertStore:
                     ":why": {"S": reason},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise StorageUnavailable(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailable(str(exc)) from exc
 
     def mark_unqueued(self, alert_id: str) -> None:
         """The enqueue failed: say so on the alert; it stays pending for the sweeper."""
@@ -166,22 +158,15 @@ class DynamoAlertStore:
         )
 
     def pending(self, older_than: datetime) -> list[str]:
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": PENDING_INDEX,
-            "KeyConditionExpression": "pending = :one AND stored_at < :cutoff",
-            "ExpressionAttributeValues": {
+        items = self._db.query(
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="pending = :one AND stored_at < :cutoff",
+            ExpressionAttributeValues={
                 ":one": {"S": "1"},
                 ":cutoff": {"S": older_than.isoformat()},
             },
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            ids += [it["pk"]["S"].removeprefix("alert#") for it in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return ids
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        )
+        return [it["pk"]["S"].removeprefix("alert#") for it in items]
 
     def record_outcome(
         self,
@@ -209,16 +194,14 @@ class DynamoAlertStore:
                 placeholders.append(f":a{i}")
             condition += f" AND #s IN ({', '.join(placeholders)})"
         try:
-            self._ddb.update_item(
-                TableName=self._table,
+            self._db.call(
+                "update_item",
                 Key=_alert_pk(alert_id),
                 UpdateExpression="REMOVE pending SET " + ", ".join(sets),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True

@@ -1,7 +1,10 @@
 """Risk state, cooldown windows, journal, orders and positions in the DynamoDB state table.
 
-Implements `chalicelib.rules.risk_state.RiskState` (what the gate reads and claims) and
-`chalicelib.ports.TradeRecords` (journal, orders, positions). Single table, ``pk`` + ``sk``:
+Implements `chalicelib.ports.StateStore`: `RiskState` (what the gate reads and claims),
+`TradeRecords` (journal, orders, positions) and `AccountLock`. Every call goes through
+`DynamoTable` (`dynamodb_table`): throttling and unreachable storage are `StorageUnavailable`,
+a condition that did not hold is handled here (False, or "someone else holds it").
+Single table, ``pk`` + ``sk``:
 
 | pk | sk | holds |
 |---|---|---|
@@ -26,13 +29,13 @@ exactly N times. Slots expire by the window, not by deletion; DynamoDB's TTL onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from chalicelib.adapters.dynamodb_table import ConditionFailed, DynamoTable
 from chalicelib.domain import Account, ClosedTrade, DayType, Order, Position
 from chalicelib.ports import StorageUnavailable
 from chalicelib.rules.market_calendar import trading_date
@@ -56,39 +59,27 @@ def _cooldown_pk(symbol: str | None) -> str:
     return "cooldown#account" if symbol is None else f"cooldown#symbol#{symbol}"
 
 
-def _failed_condition(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 class DynamoStateStore:
     """The live `RiskState` + `TradeRecords`, safe under concurrent Lambdas."""
 
     def __init__(self, client: Any, table: str) -> None:
-        self._ddb = client
+        self._db = DynamoTable(client, table, label="state table")
         self._table = table
 
     # --- low level -------------------------------------------------------------------
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self._ddb, op)(TableName=self._table, **kwargs)
-        except BotoCoreError as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return self._db.call(op, **kwargs)
 
     def _query_all(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        args: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-            "ConsistentRead": True,
-            **kwargs,
-        }
-        while True:
-            page = self._call("query", **args)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(
+            self._db.query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ConsistentRead=True,
+                **kwargs,
+            )
+        )
 
     # --- kill switch -----------------------------------------------------------------
 
@@ -121,23 +112,19 @@ class DynamoStateStore:
                 ConditionExpression="attribute_not_exists(pk) OR holder = :me OR until_ms < :now",
                 ExpressionAttributeValues={":me": {"S": holder}, ":now": {"N": str(_ms(now))}},
             )
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise StorageUnavailable(str(exc)) from exc
+        except ConditionFailed:
+            return False
         return True
 
     def release_account_lock(self, holder: str) -> None:
-        try:
+        # A lease another holder took after it expired is not ours to release.
+        with contextlib.suppress(ConditionFailed):
             self._call(
                 "delete_item",
                 Key=ACCOUNT_LOCK_KEY,
                 ConditionExpression="holder = :me",
                 ExpressionAttributeValues={":me": {"S": holder}},
             )
-        except ClientError as exc:
-            if not _failed_condition(exc):
-                raise StorageUnavailable(str(exc)) from exc
 
     # --- cooldown slots --------------------------------------------------------------
 
@@ -200,25 +187,22 @@ class DynamoStateStore:
                     ExpressionAttributeValues={":start": {"N": str(start_ms)}},
                 )
                 return True
-            except ClientError as exc:
-                if not _failed_condition(exc):
-                    raise StorageUnavailable(str(exc)) from exc
+            except ConditionFailed:
+                continue  # held in this window: try the next slot
         return False
 
     def release_trade_slot(self, claim_id: str, *, symbol: str | None = None) -> None:
         for item in self._query_all(_cooldown_pk(symbol)):
             if item["claim_id"]["S"] != claim_id:
                 continue
-            try:
+            # A slot someone else holds now is not ours to free.
+            with contextlib.suppress(ConditionFailed):
                 self._call(
                     "delete_item",
                     Key={"pk": item["pk"], "sk": item["sk"]},
                     ConditionExpression="claim_id = :mine",
                     ExpressionAttributeValues={":mine": {"S": claim_id}},
                 )
-            except ClientError as exc:
-                if not _failed_condition(exc):  # someone else holds it now: not ours to free
-                    raise StorageUnavailable(str(exc)) from exc
 
     # --- daily P/L and day type --------------------------------------------------------
 
@@ -233,7 +217,8 @@ class DynamoStateStore:
     def add_realized_pl(self, day: date, amount_usd: float, *, key: str) -> bool:
         expires = int((datetime.combine(day, datetime.min.time(), UTC) + PNL_KEY_TTL).timestamp())
         try:
-            self._ddb.transact_write_items(
+            self._call(
+                "transact_write_items",
                 TransactItems=[
                     {
                         "Put": {
@@ -256,14 +241,10 @@ class DynamoStateStore:
                             "ExpressionAttributeValues": {":amount": _num(amount_usd)},
                         }
                     },
-                ]
+                ],
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                return False
-            raise StorageUnavailable(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        except ConditionFailed:  # the key was booked (or is being booked) already
+            return False
         return True
 
     def day_type(self, day: date) -> DayType | None:
@@ -315,10 +296,7 @@ class DynamoStateStore:
         for start in range(0, len(requests), 25):
             pending = {self._table: requests[start : start + 25]}
             for _ in range(5):
-                try:
-                    answer = self._ddb.batch_write_item(RequestItems=pending)
-                except (BotoCoreError, ClientError) as exc:
-                    raise StorageUnavailable(str(exc)) from exc
+                answer = self._call("batch_write_item", RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
                 if not pending:
                     break
@@ -423,10 +401,8 @@ class DynamoStateStore:
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise StorageUnavailable(str(exc)) from exc
+        except ConditionFailed:
+            return False
         return True
 
     def trades(self, start: date, end: date) -> list[ClosedTrade]:
@@ -463,10 +439,8 @@ class DynamoStateStore:
                 ConditionExpression=condition,
                 **({"ExpressionAttributeValues": values} if values else {}),
             )
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise StorageUnavailable(str(exc)) from exc
+        except ConditionFailed:
+            return False
         return True
 
     def save_account(self, account: Account, at: datetime) -> None:

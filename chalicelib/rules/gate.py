@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.domain import Verdict
 from chalicelib.rules.checks import (
@@ -36,6 +36,7 @@ from chalicelib.rules.checks import (
     NoTradeDay,
     PatternDayTrader,
     Proposal,
+    ReservingCheck,
 )
 from chalicelib.rules.risk_state import RiskState
 
@@ -128,7 +129,7 @@ class Gate:
         result = self.evaluate(proposal, state, now)
         if not result.allowed:
             return result
-        reserved = []
+        reserved: list[ReservingCheck] = []
         for index, check in enumerate(self.checks):
             reserve = getattr(check, "reserve", None)
             if reserve is None:
@@ -140,7 +141,7 @@ class Gate:
                 verdicts = list(result.verdicts)
                 verdicts[index] = verdict
                 return GateResult(tuple(verdicts))
-            reserved.append(check)
+            reserved.append(cast(ReservingCheck, check))
         return result
 
     def release(self, proposal: Proposal, state: RiskState) -> None:

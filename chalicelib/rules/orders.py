@@ -36,6 +36,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 from chalicelib.domain import (
     Account,
@@ -236,7 +237,14 @@ def _size(
     )
 
 
-def _entry_prices(alert: Alert) -> dict[str, float | None]:
+class _EntryPrices(TypedDict):
+    limit_price: float | None
+    stop_price: float | None
+    trail_price: float | None
+    trail_percent: float | None
+
+
+def _entry_prices(alert: Alert) -> _EntryPrices:
     limit = alert.limit_price
     stop = alert.stop_price
     return {

@@ -21,12 +21,13 @@ from chalicelib.domain import AlertStatus, utc_now
 from chalicelib.services.process_alert import CLAIMABLE, AlertFailed, Execution, process_alert
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from chalicelib.bootstrap import Container
 
 
-def handle_batch(event: dict[str, Any], container: Container) -> dict[str, Any]:
+def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFailureResponse:
     processor = BatchProcessor(event_type=EventType.SQS)
     execution: Execution | None = None
 

@@ -14,21 +14,22 @@
 - ``paper#quote`` / ``<symbol>``: the last price it was told about.
 
 Every read is consistent; every write that must not be lost is conditional on the version it
-was computed from (a lost race is `Conflict`); any other AWS failure is `BrokerUnavailable`.
+was computed from (a lost race is `Conflict`); any other AWS failure — throttling, an AWS
+error, unreachable storage — is `BrokerUnavailable` (calls go through `DynamoTable`, the
+error mapping every DynamoDB adapter shares).
 Records placed before the index items existed are still found (by id, and by a full read
 of ``paper#order`` when a broker id is not indexed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from chalicelib.adapters.dynamodb_table import ConditionFailed, DynamoTable
 from chalicelib.adapters.paper_broker.book import OPEN, Book, Record
 from chalicelib.ports import BrokerUnavailable
 
@@ -49,7 +50,9 @@ class PaperStore:
     """The paper account's items in one DynamoDB table (`client` is a boto3 DynamoDB client)."""
 
     def __init__(self, client: Any, table: str, starting_cash: Decimal) -> None:
-        self._ddb = client
+        self._db = DynamoTable(
+            client, table, unavailable=BrokerUnavailable, label="paper broker state"
+        )
         self._table = table
         self._starting_cash = starting_cash
 
@@ -91,7 +94,6 @@ class PaperStore:
     def history(self, start: dict[str, Any] | None, limit: int) -> tuple[list[str], Any]:
         """Client order ids of top-level orders, newest first: one page of `limit`."""
         kwargs: dict[str, Any] = {
-            "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": PK_HISTORY}},
             "ScanIndexForward": False,
@@ -100,7 +102,7 @@ class PaperStore:
         }
         if start is not None:
             kwargs["ExclusiveStartKey"] = start
-        page = self._read(lambda: self._ddb.query(**kwargs))
+        page = self._db.call("query", **kwargs)
         ids = [item["cid"]["S"] for item in page.get("Items", [])]
         return ids, page.get("LastEvaluatedKey")
 
@@ -144,7 +146,7 @@ class PaperStore:
             if r.parent is None:
                 sk = f"{r.created_at}#{r.cid}"
                 items.append(self._put({"pk": _s(PK_HISTORY), "sk": _s(sk)}, r))
-        self._guard(lambda: self._ddb.transact_write_items(TransactItems=items))
+        self._write("transact_write_items", TransactItems=items)
 
     def commit(self, records: list[Record], book: Book | None) -> None:
         """Write records (and the book), each conditional on the version it was read at."""
@@ -178,24 +180,22 @@ class PaperStore:
                 put["ConditionExpression"] = "version = :v"
                 put["ExpressionAttributeValues"] = {":v": {"N": str(book.version)}}
             items.append({"Put": put})
-        self._guard(lambda: self._ddb.transact_write_items(TransactItems=items))
+        self._write("transact_write_items", TransactItems=items)
 
     def save_quote(self, symbol: str, price: float, time: datetime) -> None:
         """Remember the last price; an older price never overwrites a newer one."""
         try:
-            self._guard(
-                lambda: self._ddb.put_item(
-                    TableName=self._table,
-                    Item={
-                        "pk": _s(PK_QUOTE),
-                        "sk": _s(symbol),
-                        "price": {"N": str(price)},
-                        "time": _s(time.isoformat()),
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR #t <= :t",
-                    ExpressionAttributeNames={"#t": "time"},
-                    ExpressionAttributeValues={":t": _s(time.isoformat())},
-                )
+            self._write(
+                "put_item",
+                Item={
+                    "pk": _s(PK_QUOTE),
+                    "sk": _s(symbol),
+                    "price": {"N": str(price)},
+                    "time": _s(time.isoformat()),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #t <= :t",
+                ExpressionAttributeNames={"#t": "time"},
+                ExpressionAttributeValues={":t": _s(time.isoformat())},
             )
         except Conflict:
             return  # a newer price is already there
@@ -231,30 +231,15 @@ class PaperStore:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _guard(self, write: Callable[[], Any]) -> None:
-        """Run a write; a lost condition is `Conflict`, an unreachable store unavailable."""
+    def _write(self, op: str, **kwargs: Any) -> None:
+        """Run a write; a lost condition is `Conflict` (AWS failures: `BrokerUnavailable`)."""
         try:
-            write()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise Conflict() from exc
-            raise BrokerUnavailable(f"paper broker state: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise BrokerUnavailable(f"paper broker state unreachable: {exc}") from exc
-
-    def _read(self, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except (ClientError, BotoCoreError) as exc:
-            raise BrokerUnavailable(f"paper broker state unreachable: {exc}") from exc
+            self._db.call(op, **kwargs)
+        except ConditionFailed as exc:
+            raise Conflict() from exc
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        got = self._read(
-            lambda: self._ddb.get_item(
-                TableName=self._table, Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True
-            )
-        )
+        got = self._db.call("get_item", Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True)
         return got.get("Item")
 
     def _batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -270,19 +255,13 @@ class PaperStore:
                 }
             }
             while request:
-                page = self._read(lambda req=request: self._ddb.batch_get_item(RequestItems=req))
+                page = self._db.call("batch_get_item", RequestItems=request)
                 items += page.get("Responses", {}).get(self._table, [])
                 request = page.get("UnprocessedKeys") or {}
         return items
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        args: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True, **kwargs}
-        while True:
-            page = self._read(lambda: self._ddb.query(**args))
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._db.query(ConsistentRead=True, **kwargs)
 
 
 def _s(value: str) -> dict[str, str]:

@@ -77,6 +77,26 @@ class Container:
         return boto3.session.Session()
 
     @cached_property
+    def dynamodb_client(self) -> Any:
+        """A DynamoDB client for the health probes (each adapter has its own)."""
+        return self.boto_session.client("dynamodb")
+
+    @cached_property
+    def sqs_client(self) -> Any:
+        """An SQS client for the health probes (the queue adapter has its own)."""
+        return self.boto_session.client("sqs")
+
+    @cached_property
+    def secrets_client(self) -> Any:
+        return self.boto_session.client("secretsmanager")
+
+    def read_secret(self, secret_id: str) -> dict[str, Any]:
+        """A Secrets Manager secret's JSON (the client is built on the first read)."""
+        from chalicelib.adapters.secrets import fetch_secret_json
+
+        return fetch_secret_json(secret_id, self.secrets_client)
+
+    @cached_property
     def alert_store(self) -> AlertStore:
         from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
 
@@ -122,7 +142,7 @@ class Container:
         if s.broker == "alpaca":
             from chalicelib.adapters.alpaca import AlpacaBroker
 
-            return AlpacaBroker.from_settings(s)
+            return AlpacaBroker.from_settings(s, read_secret=self.read_secret)
         if s.broker != "paper":
             raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
         from chalicelib.adapters.paper_broker import PaperBroker

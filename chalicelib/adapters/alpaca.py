@@ -11,6 +11,10 @@ Money safety first:
   retries 429/504 inside `RESTClient._request` for every method, POST included, and sets no
   timeout: both are switched off on the client built here (`_harden`), and every request
   has `timeout_s`. Reads (idempotent GETs, cancels) are retried here (`read_attempts`).
+  With the worker's 2 tries per receive and SQS's 5 receives, one client order id is POSTed
+  at most 10 times over an alert's life, and is one order (docs/architecture.md, "Retries").
+- Keys come from the settings, else from the Secrets Manager secret, read through the
+  composition root's client (`from_settings(..., read_secret=...)`).
 - The account may hold orders flowtrader does not trade (options, multi-leg options, IPO,
   crypto): orders are listed raw and parsed one by one; those are kept as *foreign*
   (`foreign_orders()`, logged once), never acted on, never a crash.
@@ -404,12 +408,18 @@ class AlpacaBroker:
         return cls(_harden(client, timeout_s), **kwargs)
 
     @classmethod
-    def from_settings(cls, settings: Settings, secrets_client: Any = None) -> AlpacaBroker:
-        """Keys from the settings, else (lazily) from the Secrets Manager secret."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        read_secret: Callable[[str], dict[str, Any]] | None = None,
+    ) -> AlpacaBroker:
+        """Keys from the settings, else from the Secrets Manager secret, read (only then) by
+        `read_secret` (the composition root's; `adapters.secrets` with a default client
+        when None)."""
         key = settings.alpaca_api_key.get_secret_value()
         secret = settings.alpaca_secret_key.get_secret_value()
         if not (key and secret) and settings.secrets_arn:
-            key, secret = keys_from_secret(settings.secrets_arn, secrets_client)
+            key, secret = keys_from_secret(settings.secrets_arn, read_secret)
         return cls.connect(
             key,
             secret,
@@ -667,17 +677,15 @@ class AlpacaBroker:
         return self._read(call)
 
 
-def keys_from_secret(secret_arn: str, client: Any = None) -> tuple[str, str]:
+def keys_from_secret(
+    secret_arn: str, read_secret: Callable[[str], dict[str, Any]] | None = None
+) -> tuple[str, str]:
     """(key id, secret key) from a JSON secret; names as in the env, prefix optional."""
-    if client is None:
-        import boto3
+    from chalicelib.adapters.secrets import SecretsUnavailable, fetch_secret_json
 
-        client = boto3.session.Session().client("secretsmanager")
     try:
-        value = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
-    except Exception as exc:
-        raise BrokerUnavailable(
-            f"cannot read Alpaca keys from {secret_arn}: {type(exc).__name__}"
-        ) from exc
+        value = (read_secret or fetch_secret_json)(secret_arn)
+    except SecretsUnavailable as exc:
+        raise BrokerUnavailable(f"cannot read Alpaca keys: {exc}") from exc
     found = {str(k).lower().removeprefix("flowtrader_"): v for k, v in value.items()}
     return str(found.get("alpaca_api_key", "")), str(found.get("alpaca_secret_key", ""))

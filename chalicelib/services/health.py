@@ -4,6 +4,8 @@ CloudWatch's ApproximateAgeOfOldestMessage would say, read from the alerts table
 index, which works the same against SQS and the embedded AWS), the queue's message counts,
 and — where a worker writes a heartbeat (the local stack's worker does; a Lambda does not) —
 whether that worker is alive. A stale heartbeat makes the stack not ready (503).
+
+The AWS clients come from the composition root (`Container.dynamodb_client`, `sqs_client`).
 """
 
 from __future__ import annotations
@@ -32,16 +34,15 @@ def _queue(c: Container, now: datetime) -> dict[str, Any]:
     """The queue's readiness and backlog: message counts from SQS, the oldest waiting alert's
     age from the pending index."""
     s = c.settings
-    session = c.boto_session
     try:
-        attrs = session.client("sqs").get_queue_attributes(
+        attrs = c.sqs_client.get_queue_attributes(
             QueueUrl=s.queue_url,
             AttributeNames=[
                 "ApproximateNumberOfMessages",
                 "ApproximateNumberOfMessagesNotVisible",
             ],
         )["Attributes"]
-        oldest = session.client("dynamodb").query(
+        oldest = c.dynamodb_client.query(
             TableName=s.alerts_table,
             IndexName=PENDING_INDEX,
             KeyConditionExpression="pending = :one",
@@ -66,11 +67,9 @@ def _queue(c: Container, now: datetime) -> dict[str, Any]:
 def _worker(c: Container, now_s: float) -> dict[str, Any] | None:
     """The worker's liveness from its heartbeat; None where no worker writes one."""
     try:
-        item = (
-            c.boto_session.client("dynamodb")
-            .get_item(TableName=c.settings.state_table, Key=HEARTBEAT_KEY, ConsistentRead=True)
-            .get("Item")
-        )
+        item = c.dynamodb_client.get_item(
+            TableName=c.settings.state_table, Key=HEARTBEAT_KEY, ConsistentRead=True
+        ).get("Item")
     except Exception as exc:
         return {"component": "worker", "ready": False, "error": type(exc).__name__}
     if not item:
@@ -99,7 +98,6 @@ def _worker(c: Container, now_s: float) -> dict[str, Any] | None:
 
 def check_health(c: Container) -> dict[str, Any]:
     s = c.settings
-    session = c.boto_session
     now_s = time.time()
     components = [
         {
@@ -108,11 +106,11 @@ def check_health(c: Container) -> dict[str, Any]:
         },
         _probe(
             "alerts_table",
-            lambda: session.client("dynamodb").describe_table(TableName=s.alerts_table),
+            lambda: c.dynamodb_client.describe_table(TableName=s.alerts_table),
         ),
         _probe(
             "state_table",
-            lambda: session.client("dynamodb").describe_table(TableName=s.state_table),
+            lambda: c.dynamodb_client.describe_table(TableName=s.state_table),
         ),
         _queue(c, datetime.fromtimestamp(now_s, UTC)),
     ]

@@ -4,6 +4,11 @@ aws-lambda-powertools' batch utility turns a raising record handler into an entr
 `batchItemFailures`, so one bad record never redelivers the whole batch. A record whose
 alert failed (`AlertFailed`: broker unavailable, an error) is reported, so SQS delivers it
 again; the queue's redrive policy dead-letters it after 5 receives.
+
+Retries (docs/architecture.md, "Retries"): this redelivery is the alert's retry. Within one
+receive the use case places each intent at most `broker_attempts` = 2 times, looking it up
+by client order id in between, and the broker adapter POSTs once per call: at most 10 POSTs
+per client order id over the alert's life, and one order.
 """
 
 from __future__ import annotations

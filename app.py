@@ -161,7 +161,8 @@ def requeue_pending(event: Any) -> dict[str, Any]:
     from chalicelib.services.ingest_alert import requeue_pending as sweep
 
     c = bootstrap.container()
-    requeued = sweep(c.alert_store, c.alert_queue, utc_now())
+    depth = c.alert_queue.depth()  # first: see requeue_pending
+    requeued = sweep(c.alert_store, c.alert_queue, utc_now(), waiting=depth)
     if requeued:
         app.log.info(json.dumps({"requeued": requeued}))
     return {"requeued": len(requeued)}

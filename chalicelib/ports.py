@@ -81,6 +81,11 @@ class AlertStore(Protocol):
 class AlertQueue(Protocol):
     def enqueue(self, alert_id: str) -> None: ...
 
+    def depth(self) -> int:
+        """Messages on the queue (waiting, in flight, delayed): the sweeper's evidence that
+        a `queued` alert's message was lost."""
+        ...
+
 
 class BrokerRejected(Exception):
     """The broker refused the order for a reason retrying cannot fix (recorded as rejected).

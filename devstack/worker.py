@@ -44,19 +44,6 @@ def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def queue_depth(sqs: Any, queue_url: str) -> int:
-    """Messages on the queue: waiting, in flight and delayed (SQS's approximate counts)."""
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attrs.values())
-
-
 class QueueWorker(threading.Thread):
     """Consumes the alert queue until `stop()`; honours `batchItemFailures` like Lambda does:
     failed records stay on the queue (and reach the DLQ after the redrive count)."""
@@ -230,13 +217,12 @@ def main() -> int:
     from devstack.notifications import NotificationTap
 
     c = bootstrap.container()
-    sqs = boto3.client("sqs", region_name=REGION)
 
     def show_notification(subject: str, message: str) -> None:
         print(f"[notification] {subject}: {message}", flush=True)
 
     def sweep() -> None:
-        depth = queue_depth(sqs, c.settings.queue_url)  # first: see requeue_pending
+        depth = c.alert_queue.depth()  # first: see requeue_pending
         requeued = requeue_pending(c.alert_store, c.alert_queue, utc_now(), waiting=depth)
         if requeued:
             log.info("sweeper queued %d alert(s) nobody would take: %s", len(requeued), requeued)

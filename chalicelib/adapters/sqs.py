@@ -22,3 +22,18 @@ class SqsAlertQueue:
             )
         except (BotoCoreError, ClientError) as exc:
             raise QueueUnavailable(str(exc)) from exc
+
+    def depth(self) -> int:
+        """Messages on the queue: waiting, in flight and delayed (SQS's approximate counts)."""
+        try:
+            attrs = self._sqs.get_queue_attributes(
+                QueueUrl=self._url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        return sum(int(value) for value in attrs.values())

@@ -11,7 +11,6 @@ import boto3
 from chalicelib import bootstrap
 from chalicelib.domain import Alert
 from chalicelib.services.ingest_alert import new_alert_id, requeue_pending
-from devstack.worker import queue_depth
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
@@ -33,7 +32,7 @@ def _store(n: int, *, enqueue: bool, start: datetime = T0, unqueued: bool = Fals
 
 
 def _depth() -> int:
-    return queue_depth(boto3.client("sqs"), bootstrap.container().settings.queue_url)
+    return bootstrap.container().alert_queue.depth()
 
 
 def _sweep(now: datetime, with_depth: bool = True) -> list[str]:

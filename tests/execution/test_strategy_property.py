@@ -5,9 +5,10 @@ Sequences are drawn from a model of a Pine strategy: entries from flat, flips (o
 old size + new size, as `{{strategy.order.contracts}}` reports it:
 https://www.tradingview.com/support/solutions/43000531021), partial exits, full exits, and
 TradingView's own duplicates: a redelivery of the same alert (SQS) and a resend under a new
-id. Each alert is rendered from the README's strategy message with or without the size
-placeholders. The worker runs the real process_alert on moto's DynamoDB; the broker is the
-port's fake (every case) or the paper broker (fewer cases: it costs more AWS calls).
+id (with the size placeholders; without them only the webhook's idempotency key tells a
+resend from a second partial exit, so such a resend is the same alert again). Each alert is
+rendered from the README's strategy message with or without the size placeholders. The
+worker runs the real process_alert on moto's DynamoDB; the broker is the port's fake (every case) or the paper broker (fewer cases: it costs more AWS calls).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def strategy_alerts(steps, with_sizes):
             continue
         if kind == "resend":
             if last is not None:
-                yield dict(last), held
+                yield {**last, "resent": True}, held
             continue
         if kind == "enter":
             new = side * n
@@ -114,10 +115,15 @@ def run_sequence(make_broker, steps, with_sizes) -> None:
     alert_id = None
     for body, target in strategy_alerts(steps, with_sizes):  # noqa: B007 - the last one counts
         if body is not None:
-            alert_id = f"01JPROP{next(ALERT_IDS):019d}"  # unique across examples
-            lam.alerts.store_once(
-                alert_id, f"id:{alert_id}", Alert.model_validate(body), NOW, NOW, None
-            )
+            resent = body.pop("resent", False)
+            # Without the size placeholders a resend and a second partial exit read the same:
+            # the webhook's idempotency key (ticker, action, bar time, order id, strategy) is
+            # what stops it, so such a resend reaches the worker as the same alert again.
+            if not (resent and "position_size" not in body):
+                alert_id = f"01JPROP{next(ALERT_IDS):019d}"  # new, unique across examples
+                lam.alerts.store_once(
+                    alert_id, f"id:{alert_id}", Alert.model_validate(body), NOW, NOW, None
+                )
         assert alert_id is not None
         outcome = process_alert(alert_id, store=lam.alerts, now=NOW, execution=ex)
         assert outcome.status not in ("rejected", "failed"), outcome
@@ -150,6 +156,9 @@ sizes_sent = st.lists(st.booleans(), min_size=8, max_size=8)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=sequences, with_sizes=sizes_sent)
+@example(  # contracts-only: a partial exit resent (found by this test)
+    steps=[("enter", 1, 2), ("partial", 0, 1), ("resend", 0, 0)], with_sizes=[False] * 8
+)
 @example(  # a contracts-only flip resent after it was executed (found by this test)
     steps=[
         ("enter", 1, 1),

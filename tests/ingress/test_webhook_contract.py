@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import boto3
 import pytest
 
 from tests.ingress.helpers import (
@@ -48,15 +49,17 @@ def test_worker_takes_the_alert_out_of_the_sweep_and_an_untaken_one_is_swept_onc
 
     taken = json.loads(post(client, alert_body(order_id="taken")).body)["alert_id"]
     lost = json.loads(post(client, alert_body(order_id="lost")).body)["alert_id"]
-    messages = queued_alert_ids(_queue_url())  # the message for `lost` goes missing here
+    messages = queued_alert_ids(_queue_url())
     assert sorted(messages) == sorted([taken, lost])
+    boto3.client("sqs").purge_queue(QueueUrl=_queue_url())  # `lost`'s message goes missing
     process_alerts(sqs_event(json.dumps({"alert_id": taken})), None)
 
     c = bootstrap.container()
     later = utc_now() + timedelta(minutes=1)
-    assert requeue_pending(c.alert_store, c.alert_queue, later) == [lost]
+    assert c.alert_queue.depth() == 0  # both messages were taken; one alert is still pending
+    assert requeue_pending(c.alert_store, c.alert_queue, later, waiting=0) == [lost]
     assert queued_alert_ids(_queue_url()) == [lost]
-    assert requeue_pending(c.alert_store, c.alert_queue, later) == []
+    assert requeue_pending(c.alert_store, c.alert_queue, later, waiting=0) == []
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ TradingView's own duplicates: a redelivery of the same alert (SQS) and a resend 
 id (with the size placeholders; without them only the webhook's idempotency key tells a
 resend from a second partial exit, so such a resend is the same alert again). Each alert is
 rendered from the README's strategy message with or without the size placeholders. The
-worker runs the real process_alert on moto's DynamoDB; the broker is the port's fake (every case) or the paper broker (fewer cases: it costs more AWS calls).
+worker runs the real process_alert on moto's DynamoDB; the broker is the port's fake
+(every case) or the paper broker (fewer cases: it costs more AWS calls).
 """
 
 from __future__ import annotations

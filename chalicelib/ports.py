@@ -158,8 +158,8 @@ class AccountLock(Protocol):
     The cooldown is claimed atomically, but position and exposure limits are checked against
     the broker's positions: two workers deciding at once would each see the other's order
     missing. Holding this lease from reading the account to placing the order makes every
-    limit hold under concurrency (DESIGN.md invariant 3). The lease expires after `ttl`, so a
-    crashed holder cannot block the account for longer.
+    limit hold under concurrency (an invariant in docs/architecture.md). The lease expires
+    after `ttl`, so a crashed holder cannot block the account for longer.
     """
 
     def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:

@@ -6,8 +6,8 @@ Every message is a `Notice`: an email `subject`, an SMS-sized `text` (first line
 first line only (`sms_text`).
 
 `FanOutNotifier` is the `Notifier` the composition root hands out: it calls each channel,
-logs a failing one and carries on, and never raises (DESIGN.md invariant 5; freqtrade's
-RPCManager.send_msg).
+logs a failing one and carries on, and never raises (an invariant in docs/architecture.md;
+freqtrade's RPCManager.send_msg).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The queue worker's use case: one queued alert → decision → gate → broker → recorded outcome.
 
-The order of the steps is the money-safety argument (DESIGN.md invariants 1–7):
+The order of the steps is the money-safety argument (docs/architecture.md's invariants):
 
 1. **Claim**: only an alert still `stored|queued|received|failed` is processed; a terminal
    one is left alone, so a redelivery does nothing.

@@ -1,4 +1,4 @@
-"""DESIGN.md's money-safety invariants, end to end on moto's server.
+"""The money-safety invariants (docs/architecture.md), end to end on moto's server.
 
 Alerts are stored in the real alert table, state lives in the real state table, and each
 worker thread gets its own boto3 clients, as separate Lambdas would. The broker is our

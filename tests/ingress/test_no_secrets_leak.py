@@ -1,4 +1,4 @@
-"""DESIGN.md invariant 6: no secret is ever logged or returned."""
+"""No secret is ever logged or returned (docs/architecture.md, money-safety invariants)."""
 
 from __future__ import annotations
 

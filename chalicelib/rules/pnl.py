@@ -101,20 +101,3 @@ def exit_reason(order: Order, *, is_leg: bool) -> ExitReason:
     if order.order_type is OrderType.LIMIT and (is_leg or "-protect" in order.client_order_id):
         return ExitReason.TAKE_PROFIT
     return ExitReason.SIGNAL
-
-
-def realized_on(order: Order, held_qty: float, avg_price: float) -> ClosedTrade | None:
-    """The trade `order`'s fill closed against a position of `held_qty` at `avg_price`."""
-    if order.filled_avg_price is None or not order.filled_qty:
-        return None
-    fill = FillEvent(
-        key=order.broker_order_id,
-        symbol=order.symbol,
-        side=order.side,
-        qty=order.filled_qty,
-        price=order.filled_avg_price,
-        time=order.filled_at or order.submitted_at or datetime.min,
-        reason=exit_reason(order, is_leg=False),
-        client_order_id=order.client_order_id,
-    )
-    return apply_fill(Holding(held_qty, avg_price), fill)[1]

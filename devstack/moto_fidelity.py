@@ -1,4 +1,4 @@
-"""Make moto's DynamoDB TransactWriteItems behave like DynamoDB's where our invariants care.
+"""Make moto's DynamoDB behave like DynamoDB's where our invariants and figures care.
 
 moto 5.2.5 snapshots *every table a transaction touches* with `copy.deepcopy` before it runs
 and, on a cancelled transaction, puts those whole-table snapshots back. Two consequences:
@@ -8,17 +8,26 @@ while it ran — the opposite of DynamoDB's isolation, and exactly what our conc
 duplicate tests exercise. This patch snapshots only the items the transaction names,
 restores only those, and serialises transactions (DynamoDB runs them isolated).
 
+moto 5.2.5 also answers a Query on the base table by listing and *sorting every item of the
+table* (`Table.all_items`) and keeping those of the queried partition: each query costs
+O(table log table), so a decision's queries slowed as the journal and order history grew
+(20–30 ms each after a few hundred alerts; DynamoDB reads only the partition). The patch
+hands that query the partition's items only — in the same order, so every range
+condition, sort direction, limit and page key comes out as before.
+
 Applied by the embedded AWS (devstack.aws) in-process and in `python -m devstack.moto_server`.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from typing import Any
 
 _applied = False
 _lock = threading.RLock()
+_querying = threading.local()  # (table, hash key) while a base-table Query runs
 
 
 class _CopyWithoutTables:
@@ -80,4 +89,33 @@ def apply() -> None:
                 raise
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
+    _query_reads_its_partition(Table)
     _applied = True
+
+
+def _query_reads_its_partition(table_type: Any) -> None:
+    all_items, query = table_type.all_items, table_type.query
+    signature = inspect.signature(query)
+
+    def partition_items(self: Any) -> list[Any]:
+        scope = getattr(_querying, "scope", None)
+        if scope is None or scope[0] is not self:
+            return all_items(self)
+        found = self.items.get(scope[1])  # .get: the partition dict is a defaultdict
+        if found is None:
+            return []
+        items = list(found.values()) if self.range_key_attr else [found]
+        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    def partition_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs).arguments
+        if bound.get("index_name") or bound.get("hash_key") is None:
+            return query(self, *args, **kwargs)
+        _querying.scope = (self, bound["hash_key"])
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _querying.scope = None
+
+    table_type.all_items = partition_items
+    table_type.query = partition_query

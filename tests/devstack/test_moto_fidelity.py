@@ -52,3 +52,41 @@ def test_cancelled_transactions_never_undo_other_clients_writes(aws):
     }
     assert {f"w{i}" for i in range(150)} <= written
     assert "never-written" not in written  # the cancelled transaction left no partial write
+
+
+def test_a_query_reads_its_partition_and_answers_as_dynamodb_does(aws):
+    """moto lists and sorts the whole table for a base-table Query; the patch hands it only
+    the partition. The answers must not change: order, range conditions, reverse scans,
+    limits and page keys, with other partitions around."""
+    ddb = boto3.client("dynamodb")
+    table = os.environ["FLOWTRADER_STATE_TABLE"]
+    for pk in ("a", "b", "c"):
+        for i in range(12):
+            ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": f"k{i:02d}"}})
+
+    def sks(**kwargs):
+        found, args = [], {"TableName": table, "ConsistentRead": True, **kwargs}
+        while True:
+            page = ddb.query(**args)
+            found += [item["sk"]["S"] for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    everything = [f"k{i:02d}" for i in range(12)]
+    b = {":pk": {"S": "b"}}
+    assert sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=b) == everything
+    assert (
+        sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=b, ScanIndexForward=False)
+        == everything[::-1]
+    )
+    assert sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=b, Limit=5) == (
+        everything
+    )  # paged five at a time
+    prefix = {**b, ":p": {"S": "k1"}}
+    assert sks(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)", ExpressionAttributeValues=prefix
+    ) == ["k10", "k11"]
+    none = {":pk": {"S": "nobody"}}
+    assert sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=none) == []
+    assert len(ddb.scan(TableName=table)["Items"]) >= 36  # a scan still sees every partition

@@ -172,10 +172,23 @@ def _leg_price(value: float) -> float:
     return round_to_tick(value)
 
 
+def _common_fields(intent: OrderIntent) -> dict[str, Any]:
+    """What every order request carries: symbol, quantity, side, time in force, our id."""
+    from alpaca.trading.enums import OrderSide, TimeInForce
+
+    return {
+        "symbol": intent.symbol,
+        "qty": Decimal(str(intent.qty)),
+        "side": OrderSide(intent.side.value),
+        "time_in_force": TimeInForce(intent.time_in_force),
+        "client_order_id": intent.client_order_id,
+    }
+
+
 def build_order_request(intent: OrderIntent) -> Any:
     """The alpaca-py request for `intent`: simple, bracket (both legs) or OTO (one leg); for
     a protective intent an OCO (both prices), a stop or a limit (`_protection_request`)."""
-    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.enums import OrderClass
     from alpaca.trading.requests import (
         LimitOrderRequest,
         MarketOrderRequest,
@@ -193,13 +206,7 @@ def build_order_request(intent: OrderIntent) -> Any:
         raise BrokerRejected(
             "Alpaca does not allow bracket/OTO legs on a trailing_stop order", code="42210000"
         )
-    fields: dict[str, Any] = {
-        "symbol": intent.symbol,
-        "qty": Decimal(str(intent.qty)),
-        "side": OrderSide(intent.side.value),
-        "time_in_force": TimeInForce(intent.time_in_force),
-        "client_order_id": intent.client_order_id,
-    }
+    fields = _common_fields(intent)
     if legs:
         fields["order_class"] = OrderClass.BRACKET if legs == 2 else OrderClass.OTO
     if intent.take_profit is not None:
@@ -230,7 +237,7 @@ def _protection_request(intent: OrderIntent) -> Any:
     """Exit-only protection of a held position, as Alpaca documents it: an OCO is a limit
     order with `order_class: oco`, `take_profit.limit_price` and `stop_loss.stop_price`
     (the filled leg cancels the other); one price is a plain stop or limit order."""
-    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.enums import OrderClass
     from alpaca.trading.requests import (
         LimitOrderRequest,
         StopLossRequest,
@@ -238,13 +245,7 @@ def _protection_request(intent: OrderIntent) -> Any:
         TakeProfitRequest,
     )
 
-    fields: dict[str, Any] = {
-        "symbol": intent.symbol,
-        "qty": Decimal(str(intent.qty)),
-        "side": OrderSide(intent.side.value),
-        "time_in_force": TimeInForce(intent.time_in_force),
-        "client_order_id": intent.client_order_id,
-    }
+    fields = _common_fields(intent)
     if intent.stop_loss is not None and intent.take_profit is not None:
         return LimitOrderRequest(
             **fields,

@@ -209,8 +209,9 @@ def _banner(url: str, aws_url: str, generated: set[str]) -> None:
     _say(
         f"  curl -s -X POST {url}/webhook -H 'Content-Type: application/json' -d "
         f'\'{{"passphrase":"{passphrase}","ticker":"NASDAQ:AAPL","action":"buy",'
-        f'"price":190.12,"stop_loss":187.5,"take_profit":195,"time":"2026-11-26T15:30:00Z"}}\''
-    )
+        f'"price":190.12,"stop_loss":187.5,"take_profit":195,'
+        f'"time":"\'$(date -u +%FT00:00:00Z)\'","interval":"1D"}}\''
+    )  # today's daily bar: fresh all day for the alert-age check, like the README's example
     _say("Ctrl-C stops everything.")
 
 

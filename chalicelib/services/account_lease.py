@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from chalicelib.ports import AccountLock
 
@@ -36,19 +39,40 @@ def account_lease(
     the time waited.
     """
     started = time.monotonic()
-    holder = f"{who}#{uuid.uuid4().hex[:12]}"  # per call: duplicate deliveries queue too
-    delay = 0.005
-    while not lock.acquire_account_lock(
-        holder, now + timedelta(seconds=time.monotonic() - started), ttl
-    ):
-        if time.monotonic() - started > wait_s:
-            raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.05)  # a decision holds it ~0.1 s: poll often
+    neighbours = _in_process(lock)
+    if not neighbours.acquire(timeout=wait_s):
+        raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
     try:
-        yield
-    finally:
+        holder = f"{who}#{uuid.uuid4().hex[:12]}"  # per call: duplicate deliveries queue too
+        delay = 0.005
+        while not lock.acquire_account_lock(
+            holder, now + timedelta(seconds=time.monotonic() - started), ttl
+        ):
+            if time.monotonic() - started > wait_s:
+                raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.05)  # a decision holds it ~0.1 s: poll often
         try:
-            lock.release_account_lock(holder)
-        except Exception:  # the lease expires by itself after ttl
-            log.warning("could not release the account lease for %s", who, exc_info=True)
+            yield
+        finally:
+            try:
+                lock.release_account_lock(holder)
+            except Exception:  # the lease expires by itself after ttl
+                log.warning("could not release the account lease for %s", who, exc_info=True)
+    finally:
+        neighbours.release()
+
+
+_queues: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_queues_guard = threading.Lock()
+
+
+def _in_process(lock: AccountLock) -> threading.Lock:
+    """A thread lock per store object: threads sharing one store (the local stack's queue
+    consumers) wait on it instead of polling the store's lease; separate stores (separate
+    Lambdas, or the invariant tests' workers) still meet only at the store's lease."""
+    with _queues_guard:
+        found = _queues.get(lock)
+        if found is None:
+            found = _queues[lock] = threading.Lock()
+        return found

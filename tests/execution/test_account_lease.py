@@ -1,0 +1,65 @@
+"""The account lease: threads sharing one store queue in-process; separate stores meet only
+at the store's lease (which test_invariants holds to its limits)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.adapters.memory_state import InMemoryStateStore
+from chalicelib.services.account_lease import AccountBusy, account_lease
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+TTL = timedelta(seconds=60)
+
+
+class CountingStore(InMemoryStateStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def acquire_account_lock(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        self.tries += 1
+        return super().acquire_account_lock(holder, now, ttl)
+
+
+def test_a_neighbour_thread_waits_without_polling_the_store():
+    store = CountingStore()
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with account_lease(store, "a", NOW, wait_s=5, ttl=TTL):
+            inside.set()
+            release.wait(5)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    inside.wait(5)
+    second_done = threading.Event()
+
+    def neighbour() -> None:
+        with account_lease(store, "b", NOW, wait_s=5, ttl=TTL):
+            second_done.set()
+
+    second = threading.Thread(target=neighbour)
+    second.start()
+    assert not second_done.wait(0.3)  # it waits while the first holds the lease ...
+    assert store.tries == 1  # ... without asking the store again
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert second_done.is_set()
+    assert store.tries == 2
+
+
+def test_a_lease_held_elsewhere_is_polled_until_it_is_free_or_the_wait_ends():
+    store = CountingStore()
+    assert store.acquire_account_lock("another-lambda", NOW, TTL)
+    with pytest.raises(AccountBusy), account_lease(store, "a", NOW, wait_s=0.2, ttl=TTL):
+        pass
+    assert store.tries > 2  # polled, with backoff
+    store.release_account_lock("another-lambda")
+    with account_lease(store, "a", NOW, wait_s=0.2, ttl=TTL):
+        pass

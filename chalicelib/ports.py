@@ -131,6 +131,10 @@ class Broker(Protocol):
 
     def get_account(self) -> Account: ...
 
+    def get_portfolio(self) -> tuple[Account, list[Position]]:
+        """The account and its positions together (one read where the broker allows)."""
+        ...
+
 
 class SimulatedBroker(Broker, Protocol):
     """A broker with no market of its own (the paper broker): working orders (limit, stop,

@@ -557,6 +557,10 @@ class AlpacaBroker:
             )
         return positions
 
+    def get_portfolio(self) -> tuple[Account, list[Position]]:
+        """Alpaca has no single call for both: the account, then the positions."""
+        return self.get_account(), self.get_positions()
+
     def get_account(self) -> Account:
         raw = self._call(self._client.get_account)
         return Account(

@@ -190,8 +190,11 @@ class _Book:
 
 def _read_book(broker: Broker, symbol: str, synced: SyncReport) -> _Book:
     """The account as the decision sees it: the sync's fresh read, else the broker's."""
-    account = synced.account or broker.get_account()
-    positions = list(synced.positions) if synced.ran else broker.get_positions()
+    if synced.ran:
+        account = synced.account or broker.get_account()
+        positions = list(synced.positions)
+    else:
+        account, positions = broker.get_portfolio()
     open_orders = broker.list_orders(status="open")
     return _Book(
         account=account,

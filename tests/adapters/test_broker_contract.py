@@ -306,3 +306,11 @@ def test_an_order_flowtrader_does_not_trade_is_tolerated_not_a_crash(venue):
     shown = venue.broker.foreign_orders()
     assert {f["id"] for f in shown} == set(foreign_ids)
     assert all({"id", "symbol", "class", "status"} <= f.keys() for f in shown)
+
+
+def test_the_portfolio_is_the_account_and_the_positions(venue):
+    venue.broker.place_order(intent())
+    account, positions = venue.broker.get_portfolio()
+    assert account == venue.broker.get_account()
+    assert positions == venue.broker.get_positions()
+    assert [(p.symbol, p.qty) for p in positions] == [("AAPL", 10)]

@@ -161,6 +161,9 @@ class FakeBroker:
             self._maybe_fail()
         return Account(equity=self.cash, cash=self.cash, buying_power=self.cash * 2)
 
+    def get_portfolio(self) -> tuple[Account, list[Position]]:
+        return self.get_account(), self.get_positions()
+
     def foreign_orders(self) -> list[dict[str, Any]]:
         return list(self.foreign)
 

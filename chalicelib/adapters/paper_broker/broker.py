@@ -185,6 +185,14 @@ class PaperBroker:
         return []
 
     def get_positions(self) -> list[Position]:
+        return self.get_portfolio()[1]
+
+    def get_account(self) -> Account:
+        """Equity marks positions at the last quote; buying power is equity less exposure."""
+        return self.get_portfolio()[0]
+
+    def get_portfolio(self) -> tuple[Account, list[Position]]:
+        """The account and its positions from one read of the book and its quotes."""
         book = self._store.book()
         marks = self._store.quotes(book.positions)
         positions = []
@@ -199,12 +207,7 @@ class PaperBroker:
                     unrealized_pl=float((mark - avg) * qty) if mark is not None else None,
                 )
             )
-        return positions
-
-    def get_account(self) -> Account:
-        """Equity marks positions at the last quote; buying power is equity less exposure."""
-        book = self._store.book()
-        return _account(book, self._store.quotes(book.positions))
+        return _account(book, marks), positions
 
     # --- SimulatedBroker -----------------------------------------------------------------
 

@@ -101,11 +101,16 @@ class PaperBroker:
             if found is None:  # pragma: no cover - the winner's write is consistent
                 raise BrokerUnavailable("paper broker: order vanished after a race") from None
             return found
+        changed: list[Order] = []
         if price is not None:
-            self._work([r for r in records if r.order.status in WORKING], PriceMove(price), now)
-        placed = self.get_order_by_client_id(intent.client_order_id)
-        assert placed is not None
-        return placed
+            working = [r for r in records if r.order.status in WORKING]
+            changed = self._work(working, PriceMove(price), now, known=records)
+        # The order as placed and worked, from what was written (no read back).
+        orders = {r.cid: r.order for r in records} | {o.client_order_id: o for o in changed}
+        head = records[0]
+        return orders[head.cid].model_copy(
+            update={"legs": tuple(orders[c] for c in head.legs if c in orders)}
+        )
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         record = self._store.record(client_order_id)
@@ -220,18 +225,31 @@ class PaperBroker:
         high: float | None = None,
         low: float | None = None,
     ) -> list[Order]:
-        """Work every open order of `symbol` against this move; return the orders it changed.
+        """Work every open order of `symbol` against this move; return the orders it filled or
+        canceled.
 
         Legs activated by an entry filling on this move are worked from the next move on.
         """
         self._store.save_quote(symbol, price, time)
-        working = [r for r in self._store.open_records(symbol) if r.order.status in WORKING]
+        open_records = self._store.open_records(symbol)
+        working = [r for r in open_records if r.order.status in WORKING]
         working.sort(key=lambda r: (r.created_at, r.cid))
-        return self._work(working, PriceMove(price, high, low), time)
+        changed = self._work(working, PriceMove(price, high, low), time, known=open_records)
+        return [o for o in changed if o.status in (OrderStatus.FILLED, OrderStatus.CANCELED)]
 
     # --- working orders ------------------------------------------------------------------
 
-    def _work(self, records: list[Record], move: PriceMove, now: datetime) -> list[Order]:
+    def _work(
+        self,
+        records: list[Record],
+        move: PriceMove,
+        now: datetime,
+        known: list[Record] | None = None,
+    ) -> list[Order]:
+        """Work `records` against `move`; `known` are records as just read or written (the
+        fill's first try uses them instead of reading them again: its write is conditional
+        on their versions, so a stale one only costs a retry)."""
+        known_by_cid = {r.cid: r for r in (known if known is not None else records)}
         changed: list[Order] = []
         done: set[str] = set()
         for record in records:
@@ -245,16 +263,18 @@ class PaperBroker:
             ]
             if pair:
                 done.update(r.cid for r in pair)
-                changed += self._work_protection([record, *pair], move, now)
+                changed += self._work_protection([record, *pair], move, now, known_by_cid)
                 continue
             evaluation = fills.evaluate(working_view(record), move, self._slippage_bps)
             if evaluation.fill_price is not None:
-                changed += self._fill(record, evaluation.fill_price, now)
+                changed += self._fill(record, evaluation.fill_price, now, known_by_cid)
             elif (evaluation.hwm, evaluation.triggered) != (record.hwm, record.triggered):
                 self._save_state(record, evaluation)
         return changed
 
-    def _work_protection(self, group: list[Record], move: PriceMove, now: datetime) -> list[Order]:
+    def _work_protection(
+        self, group: list[Record], move: PriceMove, now: datetime, known: dict[str, Record]
+    ) -> list[Order]:
         """A stop-loss and take-profit of one group: the stop wins when a move touches both."""
         roles = {r.role: r for r in group}
         stop, target = roles.get("stop_loss"), roles.get("take_profit")
@@ -267,7 +287,7 @@ class PaperBroker:
         )
         if exit_ is None:
             return []
-        return self._fill(roles[exit_[0]], exit_[1], now)
+        return self._fill(roles[exit_[0]], exit_[1], now, known)
 
     def _group_of(self, record: Record) -> list[Record]:
         """The other open members of `record`'s protective group (empty for an entry)."""
@@ -278,10 +298,16 @@ class PaperBroker:
         legs = self._store.records(head.legs) if head is not None else []
         return group_members(record, head, legs)
 
-    def _fill(self, record: Record, price: float, now: datetime) -> list[Order]:
-        """Fill `record` at `price`: order, legs or siblings and book in one transaction."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            fresh = self._store.record(record.cid)
+    def _fill(
+        self, record: Record, price: float, now: datetime, known: dict[str, Record]
+    ) -> list[Order]:
+        """Fill `record` at `price`: order, legs or siblings and book in one transaction.
+
+        Returns every order it changed: the fill, the legs it activated, the siblings it
+        canceled."""
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            first = attempt == 0
+            fresh = known.get(record.cid) if first else self._store.record(record.cid)
             if fresh is None or fresh.order.status not in WORKING:
                 return []
             book = apply_fill(
@@ -298,9 +324,14 @@ class PaperBroker:
                 filled_at=now,
             )
             if fresh.group is None:  # an entry (or plain exit) activates its held legs
+                legs = (
+                    [known[c] for c in fresh.legs]
+                    if first and all(c in known for c in fresh.legs)
+                    else self._store.records(fresh.legs)
+                )
                 related = [
                     leg.evolve(status=OrderStatus.NEW)
-                    for leg in self._store.records(fresh.legs)
+                    for leg in legs
                     if leg.order.status is OrderStatus.PENDING
                 ]
             else:  # a protective fill cancels the rest of its group
@@ -317,8 +348,7 @@ class PaperBroker:
                 fresh.order.symbol,
                 price,
             )
-            canceled = [r.order for r in related if r.order.status is OrderStatus.CANCELED]
-            return [filled.order, *canceled]
+            return [filled.order, *(r.order for r in related)]
         raise BrokerUnavailable("paper broker: fill kept conflicting; try again")
 
     def _save_state(self, record: Record, evaluation: fills.Evaluation) -> None:

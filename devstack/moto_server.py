@@ -67,6 +67,21 @@ def _without_signature(authorization: str) -> str:
     return re.sub(r",\s*Signature=[0-9a-f]+", "", authorization)
 
 
+def _wsgi_body(body: bytes) -> dict[str, Any]:
+    """The WSGI keys every request moto is handed carries: its body and the server's ways
+    (a live request and a replayed one alike)."""
+    return {
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
 class DurableDynamoDB:
     """WSGI middleware in front of moto: the write-ahead log, snapshots and their restore."""
 
@@ -195,14 +210,7 @@ class DurableDynamoDB:
                     "SERVER_NAME": "127.0.0.1",
                     "SERVER_PORT": "0",
                     "SERVER_PROTOCOL": "HTTP/1.1",
-                    "CONTENT_LENGTH": str(len(body)),
-                    "wsgi.version": (1, 0),
-                    "wsgi.url_scheme": "http",
-                    "wsgi.input": io.BytesIO(body),
-                    "wsgi.errors": sys.stderr,
-                    "wsgi.multithread": True,
-                    "wsgi.multiprocess": False,
-                    "wsgi.run_once": False,
+                    **_wsgi_body(body),
                 }
                 for name, value in record["headers"].items():
                     key = name.upper().replace("-", "_")
@@ -279,14 +287,7 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
             "SERVER_PORT": str(self.server.server_address[1]),
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
+            **_wsgi_body(body),
         }
         if "Content-Type" in self.headers:
             environ["CONTENT_TYPE"] = self.headers["Content-Type"]

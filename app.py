@@ -197,3 +197,35 @@ def sync_portfolio(event: Any) -> dict[str, Any]:
     if result.get("trades") or result.get("drift"):
         app.log.info(json.dumps(result, default=str))
     return result
+
+
+# --- market data, settings switch, day type (issue 11) ---
+# (its additions go below, above the next section)
+
+
+# --- price poll and replay (issue 11) ---
+# (its additions go below, above the next section)
+
+
+# --- flow (issue 12) ---
+# (its additions go below, above the next section)
+
+
+# --- score, notes and ranking (issue 12) ---
+# (its additions go below, above the next section)
+
+
+# --- dashboard and actions (issue 13) ---
+# (its additions go below, above the next section)
+
+
+# --- reports and alert channels (issue 13) ---
+# (its additions go below, above the next section)
+
+
+# --- ibkr (issue 14) ---
+# (its additions go below, above the next section)
+
+
+# --- tradestation (issue 14) ---
+# (its additions go below, above the next section)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Self
 
@@ -66,9 +66,21 @@ class AlertStatus(StrEnum):
 
 
 class DayType(StrEnum):
-    TREND = "trend"
+    """What kind of session it is (rules/day_type.py classifies it; the gate acts on it)."""
+
+    TREND_UP = "trend_up"
+    TREND_DOWN = "trend_down"
     CHOPPY = "choppy"
     NO_TRADE = "no_trade"
+
+    @classmethod
+    def _missing_(cls, value: object) -> DayType | None:
+        # Records written before the trend got a direction read as an upward trend.
+        return cls.TREND_UP if value == "trend" else None
+
+    @property
+    def is_trend(self) -> bool:
+        return self in (DayType.TREND_UP, DayType.TREND_DOWN)
 
 
 def _finite_positive(name: str, value: float | None) -> float | None:
@@ -356,6 +368,8 @@ class Verdict(BaseModel):
 
 
 class Bar(BaseModel):
+    """One OHLCV bar; `time` is the bar's start (UTC), as Alpaca and TradingView stamp it."""
+
     model_config = ConfigDict(frozen=True)
 
     time: datetime
@@ -364,6 +378,112 @@ class Bar(BaseModel):
     low: float
     close: float
     volume: float = 0.0
+    trade_count: int | None = None
+    vwap: float | None = None  # the vendor's own per-bar VWAP, where it sends one
+
+
+# --- market data (issue 11): what a MarketData source answers -------------------------
+
+
+class Quote(BaseModel):
+    """The best bid and offer at `time`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    time: datetime
+    bid: float
+    ask: float
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+
+
+class MarketTrade(BaseModel):
+    """One print on the tape (a trade in the market, not ours)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    time: datetime
+    price: float
+    size: float
+
+
+class MarketSnapshot(BaseModel):
+    """The market for one symbol as the decision sees it, with the indicators derived
+    from its bars (rules/volume.py, rules/indicators.py). `None` where not computable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    source: str  # the MarketData source it came from: alpaca | ibkr | tradingview | files | replay
+    as_of: datetime
+    last_price: float | None = None
+    bars: tuple[Bar, ...] = ()  # the session's one-minute bars, oldest first
+    atr: float | None = None  # USD per share
+    vwap: float | None = None
+    vwap_upper: float | None = None  # VWAP + 1 standard deviation band
+    vwap_lower: float | None = None
+    relative_volume: float | None = None  # today's cumulative volume / usual by this time
+    delta: float | None = None  # estimated buy − sell volume over the session
+    volume_confirmation: Verdict | None = None  # the breakout-volume rule's verdict
+
+
+class DayClassification(BaseModel):
+    """A session's day type with the confidence and the features behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: date
+    symbol: str
+    day_type: DayType
+    confidence: float  # 0..1
+    features: dict[str, float] = Field(default_factory=dict)
+    classified_at: datetime | None = None
+    reason: str = ""
+
+
+# --- flow (issue 12): options and dark-pool flow around the alert ------------------------
+
+
+class FlowSummary(BaseModel):
+    """Options and dark-pool flow for one ticker over a window, and whether it agrees with
+    the alert's side. USD amounts; `agrees` is None when the flow is balanced or empty."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    window_minutes: int
+    call_premium: float = 0.0
+    put_premium: float = 0.0
+    bullish_premium: float = 0.0  # ask-side calls + bid-side puts
+    bearish_premium: float = 0.0  # bid-side calls + ask-side puts
+    sweep_count: int = 0
+    largest_premium: float = 0.0
+    darkpool_notional: float = 0.0
+    darkpool_avg_notional: float | None = None
+    direction: str = "neutral"  # bullish | bearish | neutral
+    agrees: bool | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- score (issue 12): how good the setup looks, 0..100 ----------------------------------
+
+
+class Score(BaseModel):
+    """A setup's score. `source` says who scored it: the model, or the deterministic
+    formula (rules/score.py) with `fallback_reason` saying why the model was not used."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float = Field(ge=0, le=100)
+    source: str  # gpt | deterministic
+    agrees: bool | None = None
+    reasons: tuple[str, ...] = ()
+    risk_flags: tuple[str, ...] = ()
+    model: str | None = None
+    fallback_reason: str | None = None
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
 
 
 def utc_now() -> datetime:
@@ -515,3 +635,35 @@ class ClosedTrade(BaseModel):
         """P/L as a percent of the entry notional (2.0 = 2 %)."""
         basis = self.entry_price * self.qty
         return 100.0 * self.pnl_usd / basis if basis else 0.0
+
+
+# --- the decision's whole view (issue 11): built once by services/context.py ------------
+
+
+class DecisionContext(BaseModel):
+    """Everything the pure rules see for one alert, gathered once with a deadline.
+
+    A slot a source could not fill in time is None and `gaps` says why (journaled); the
+    decision goes on without it. Live and the backtest build the same type.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    now: datetime
+    account: Account
+    positions: tuple[Position, ...] = ()
+    working_orders: tuple[Order, ...] = ()
+    market: MarketSnapshot | None = None
+    day: DayClassification | None = None
+    flow: FlowSummary | None = None
+    score: Score | None = None
+    gaps: dict[str, str] = Field(default_factory=dict)  # slot → why it is empty
+    timings_ms: dict[str, float] = Field(default_factory=dict)  # source → how long it took
+
+    @property
+    def atr(self) -> float | None:
+        return self.market.atr if self.market else None
+
+    @property
+    def day_type(self) -> DayType | None:
+        return self.day.day_type if self.day else None

@@ -13,11 +13,14 @@ from typing import Any, Protocol, runtime_checkable
 from chalicelib.domain import (
     Account,
     Alert,
+    Bar,
     ClosedTrade,
     DayType,
+    MarketTrade,
     Order,
     OrderIntent,
     Position,
+    Quote,
 )
 
 
@@ -320,3 +323,47 @@ class Notifier(Protocol):
     """Tells the trader what happened. Failures are logged by the caller, never raised on."""
 
     def notify(self, subject: str, message: str) -> None: ...
+
+
+# --- market data (issue 11) ----------------------------------------------------------------
+
+
+class MarketDataUnavailable(Exception):
+    """The source could not answer (down, timed out, not entitled, unknown symbol). The
+    decision goes on without its slot; the message says why, without secrets."""
+
+
+class MarketData(Protocol):
+    """Where bars and prices come from: alpaca | ibkr | tradingview | files | replay.
+
+    `timeframe` is Alpaca's spelling: "1Min", "5Min", "15Min", "1Hour", "1Day". Times are
+    UTC; `start` inclusive, `end` exclusive; bars oldest first. Sources that have no tape
+    return [] from `trades`.
+    """
+
+    name: str
+
+    def bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> list[Bar]: ...
+
+    def latest_price(self, symbol: str) -> float | None:
+        """The last trade (or the last bar's close where the source has no trades)."""
+        ...
+
+    def latest_quote(self, symbol: str) -> Quote | None: ...
+
+    def trades(self, symbol: str, start: datetime, end: datetime) -> list[MarketTrade]: ...
+
+
+# --- day type (issue 11) ---------------------------------------------------------------
+
+
+# --- price poll and replay (issue 11) -----------------------------------------------------
+
+
+# --- flow (issue 12) -----------------------------------------------------------------------
+
+
+# --- score (issue 12) ----------------------------------------------------------------------
+
+
+# --- reports and alert channels (issue 13) -------------------------------------------------

@@ -143,6 +143,30 @@ class Settings(BaseSettings):
         0.0, description="Default target this many ATRs away when an ATR is known (0: use %)."
     )
 
+    # --- market data, settings switch, day type (issue 11) ---
+    # (its fields go below, above the next section)
+
+    # --- price poll and replay (issue 11) ---
+    # (its fields go below, above the next section)
+
+    # --- flow (issue 12) ---
+    # (its fields go below, above the next section)
+
+    # --- score, notes and ranking (issue 12) ---
+    # (its fields go below, above the next section)
+
+    # --- dashboard and actions (issue 13) ---
+    # (its fields go below, above the next section)
+
+    # --- reports and alert channels (issue 13) ---
+    # (its fields go below, above the next section)
+
+    # --- ibkr (issue 14) ---
+    # (its fields go below, above the next section)
+
+    # --- tradestation (issue 14) ---
+    # (its fields go below, above the next section)
+
     @property
     def enforce_market_hours(self) -> bool:
         """`market_hours_only` as set, else on in every stage but the local paper stack."""

@@ -251,6 +251,18 @@ def main() -> int:
         Every(15.0, sweep, "sweeper"),
         Every(SYNC_EVERY_S, sync_portfolio, "portfolio-sync"),
         Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
+        # --- price poll and replay (issue 11): its local schedules go below ---
+        #
+        # --- day type (issue 11): its local schedules go below ---
+        #
+        # --- flow (issue 12): its local schedules go below ---
+        #
+        # --- score, notes (issue 12): its local schedules go below ---
+        #
+        # --- reports and alert channels (issue 13): its local schedules go below ---
+        #
+        # --- ibkr (issue 14): its local schedules go below ---
+        #
         NotificationTap(c.settings.topic_arn, show_notification),
     ]
     stopping = threading.Event()

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
-from chalicelib.domain import Account, DayType, OrderIntent, Position, Side, Verdict
+from chalicelib.domain import (
+    Account,
+    DayType,
+    DecisionContext,
+    OrderIntent,
+    Position,
+    Side,
+    Verdict,
+)
 from chalicelib.rules import market_calendar
 from chalicelib.rules.risk_state import RiskState
 
@@ -34,6 +42,9 @@ class Proposal:
     intent: OrderIntent
     account: Account
     positions: tuple[Position, ...] = ()
+    # What the decision saw (market, day type, flow, score); None where not gathered, e.g. a
+    # backtest without a market snapshot. Checks that need a slot allow when it is empty.
+    context: DecisionContext | None = None
 
     @property
     def symbol(self) -> str:

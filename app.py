@@ -203,6 +203,56 @@ def sync_portfolio(event: Any) -> dict[str, Any]:
 # (its additions go below, above the next section)
 
 
+@app.route("/api/settings", methods=["GET"])
+def get_settings() -> Response:
+    """The settings switchable at run time (the market-data source), what is in force,
+    the choices and the recent changes."""
+    from chalicelib.services.runtime_settings import effective
+
+    if not _authorized():
+        return _unauthorized()
+    c = bootstrap.container()
+    return _json(200, effective(c.runtime_settings, c.runtime_defaults))
+
+
+@app.route("/api/settings", methods=["PUT"], content_types=["application/json"])
+def put_settings() -> Response:
+    """Switch a run-time setting: `{"data_source": "alpaca"}` (optionally `"version": N`
+    from the GET, to refuse a change made meanwhile). 400 bad, 409 conflict, 422 unusable."""
+    from chalicelib.adapters.dynamodb_settings import Conflict
+    from chalicelib.domain import utc_now
+    from chalicelib.services.notify import Notice, send
+    from chalicelib.services.runtime_settings import BadSettings, UnusableSetting, change, effective
+
+    if not _authorized():
+        return _unauthorized()
+    c = bootstrap.container()
+    try:
+        body = app.current_request.json_body
+    except Exception:
+        return _json(400, {"error": "body is not JSON"})
+    try:
+        changed = change(
+            c.runtime_settings,
+            body,
+            now=utc_now(),
+            by="api",
+            usable=c.why_unusable,
+            defaults=c.runtime_defaults,
+            journal=c.state_store,
+        )
+    except BadSettings as exc:
+        return _json(400, {"error": str(exc)})
+    except UnusableSetting as exc:
+        return _json(422, {"error": str(exc)})
+    except Conflict as exc:
+        return _json(409, {"error": str(exc)})
+    if changed:
+        text = ", ".join(f"{k} → {v}" for k, v in changed.items())
+        send(c.notifier, Notice("settings", "flowtrader settings changed", f"Settings: {text}"))
+    return _json(200, {"changed": changed, **effective(c.runtime_settings, c.runtime_defaults)})
+
+
 # --- price poll and replay (issue 11) ---
 # (its additions go below, above the next section)
 

@@ -13,7 +13,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.ports import AlertQueue, AlertStore, Broker, Notifier, StateStore
+    from chalicelib.ports import (
+        AlertQueue,
+        AlertStore,
+        Broker,
+        Notifier,
+        RuntimeSettings,
+        StateStore,
+    )
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
     from chalicelib.services.process_alert import Execution
@@ -153,6 +160,38 @@ class Container:
             slippage_bps=s.paper_slippage_bps,
             starting_cash=s.paper_starting_cash,
         )
+
+    @cached_property
+    def runtime_settings(self) -> RuntimeSettings:
+        """Settings switched at run time (`PUT /api/settings`), in the state table."""
+        from chalicelib.adapters.dynamodb_settings import DynamoRuntimeSettings
+
+        return DynamoRuntimeSettings(
+            self.boto_session.client("dynamodb"), self.settings.state_table
+        )
+
+    @property
+    def runtime_defaults(self) -> dict[str, str]:
+        """The deployment's values for the run-time settings (before any switch)."""
+        return {"data_source": str(getattr(self.settings, "data_source", "tradingview"))}
+
+    def current_data_source(self) -> str:
+        from chalicelib.services.runtime_settings import current
+
+        return current(self.runtime_settings, "data_source", self.runtime_defaults["data_source"])
+
+    def why_unusable(self, name: str, value: str) -> str | None:
+        """Why a run-time setting's value cannot work in this deployment (None: it can)."""
+        if name != "data_source":
+            return None
+        build = getattr(self, "market_data", None)
+        if build is None:
+            return "market data sources are not available in this build"
+        try:
+            build(value)
+        except Exception as exc:  # construction checks keys/files; its message says which
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     @cached_property
     def execution(self) -> Execution:

@@ -354,6 +354,18 @@ class MarketData(Protocol):
     def trades(self, symbol: str, start: datetime, end: datetime) -> list[MarketTrade]: ...
 
 
+class RuntimeSettings(Protocol):
+    """Settings changed at run time (`PUT /api/settings`), stored so every Lambda agrees."""
+
+    def read(self) -> tuple[dict[str, str], int, list[dict[str, Any]]]:
+        """(values, version, recent changes newest first)."""
+        ...
+
+    def write(self, changed: dict[str, str], *, version: int, at: datetime, by: str) -> int:
+        """Apply `changed` if the settings are still at `version`; the new version."""
+        ...
+
+
 # --- day type (issue 11) ---------------------------------------------------------------
 
 

@@ -16,6 +16,9 @@ the use case (chalicelib/services/process_alert.py):
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +34,7 @@ from chalicelib.ports import (
 )
 from chalicelib.rules.gate import Gate
 from chalicelib.rules.orders import OrderRules, Protection, client_order_id, protection_of
+from chalicelib.services.context import ContextSources
 from chalicelib.services.notify import Notice, order_error, send
 from chalicelib.services.sync_portfolio import SyncReport, sync_portfolio
 
@@ -53,6 +57,8 @@ class Execution:
     broker_attempts: int = 2  # place_order calls per intent within one receive
     lock_wait_s: float = 20.0  # how long to wait for the account lease (worker timeout 60 s)
     lock_ttl: timedelta = timedelta(seconds=60)  # a crashed holder blocks no longer than this
+    context: ContextSources = field(default_factory=ContextSources)
+    clock: Callable[[], float] = time.perf_counter  # stage timings (monotonic seconds)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,47 @@ def order_record(order: Order) -> dict[str, Any]:
     }
 
 
+class Stages:
+    """How long each stage of one alert took, in ms: `ingress` (webhook → queue), `queue`
+    (queue → worker), `context` (every source; per source in the context record),
+    `decide` (account read + rules), `gate`, `broker` (every broker call: place, protect,
+    cancel), `record` (booking the fills), `total` (webhook → outcome settled)."""
+
+    def __init__(self, clock: Callable[[], float], now: datetime) -> None:
+        self._clock = clock
+        self._now = now
+        self._t0 = clock()
+        self._waited_ms: float | None = None
+        self.ms: dict[str, float] = {}
+
+    def arrived(self, received_at: str | None, sent_at: datetime | None) -> None:
+        """The stages before the worker, from the webhook's and the queue's timestamps."""
+        received = datetime.fromisoformat(received_at) if received_at else None
+        if received is not None and sent_at is not None:
+            self.ms["ingress"] = _ms((sent_at - received).total_seconds())
+        start = sent_at or received
+        if start is not None:
+            self.ms["queue"] = _ms(max(0.0, (self._now - start).total_seconds()))
+            self._waited_ms = _ms((self._now - (received or start)).total_seconds())
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = self._clock()
+        try:
+            yield
+        finally:
+            self.ms[stage] = _ms(self.ms.get(stage, 0.0) / 1000.0 + self._clock() - t0)
+
+    def as_record(self) -> dict[str, float]:
+        worked = _ms(self._clock() - self._t0)
+        total = worked + (self._waited_ms or 0.0)
+        return {**self.ms, "worker": worked, "total": round(total, 3)}
+
+
+def _ms(seconds: float) -> float:
+    return round(1000.0 * seconds, 3)
+
+
 class Attempt:
     """One attempt at one alert: the collaborators, the clock reading and what happened."""
 
@@ -104,6 +151,7 @@ class Attempt:
         self.now = now
         self.attempt = attempt
         self.details: dict[str, Any] = {"attempt": attempt, "broker": ex.broker.name}
+        self.stages = Stages(ex.clock, now)
         self.orders: list[Order] = []
         self._seq = 0  # orders this run's journal events, which share one `now`
         self._events: list[tuple[str, dict[str, Any], datetime, int]] = []
@@ -127,6 +175,7 @@ class Attempt:
     def finish(self, status: AlertStatus, reason: str) -> Outcome:
         """Settle the outcome; `flush` records it."""
         self.details["orders"] = [order_record(o) for o in self.orders]
+        self.details["latency_ms"] = self.stages.as_record()
         self._final = (status, reason)
         self.journal("outcome", {"status": status.value, "reason": reason})
         return Outcome(
@@ -235,6 +284,10 @@ class Attempt:
 
     def place(self, intent: OrderIntent) -> Order:
         """Place once per client_order_id: after an unknown outcome, look up before retrying."""
+        with self.stages.timed("broker"):
+            return self._place(intent)
+
+    def _place(self, intent: OrderIntent) -> Order:
         last: BrokerUnavailable | None = None
         for _ in range(max(self.ex.broker_attempts, 1)):
             try:
@@ -288,11 +341,12 @@ class Attempt:
                 {"stop_loss": protection.stop_loss, "take_profit": protection.take_profit},
                 now=True,
             )
-        for order in to_cancel:
-            try:
-                self.ex.broker.cancel_order(order.broker_order_id)
-            except (BrokerRejected, BrokerUnavailable) as exc:
-                log.info("cancel %s before close of %s: %s", order.client_order_id, symbol, exc)
+        with self.stages.timed("broker"):
+            for order in to_cancel:
+                try:
+                    self.ex.broker.cancel_order(order.broker_order_id)
+                except (BrokerRejected, BrokerUnavailable) as exc:
+                    log.info("cancel %s before close of %s: %s", order.client_order_id, symbol, exc)
 
     def protect(self, intent: OrderIntent) -> Order | None:
         """Place a protective exit; a failure is journaled and notified, never raised:

@@ -48,6 +48,7 @@ from chalicelib.domain import (
     Alert,
     AlertStatus,
     ClosedTrade,
+    DecisionContext,
     Order,
     OrderIntent,
     OrderStatus,
@@ -78,6 +79,7 @@ from chalicelib.services.attempt import (
     Execution,
     Outcome,
 )
+from chalicelib.services.context import MarketView, gather_context
 from chalicelib.services.notify import (
     order_error,
     order_rejected,
@@ -121,8 +123,11 @@ def process_alert(
     now: datetime,
     execution: Execution,
     attempt: int = 1,
+    sent_at: datetime | None = None,
 ) -> Outcome:
-    """Process one alert to a recorded outcome. `attempt` is the SQS receive count."""
+    """Process one alert to a recorded outcome. `attempt` is the SQS receive count,
+    `sent_at` when the queue got the message (SQS `SentTimestamp`; splits ingress from
+    queue wait in the latency record)."""
     record = store.get(alert_id)
     if record is None:
         log.warning("queued alert %s is not in the store; dropping the message", alert_id)
@@ -140,13 +145,17 @@ def process_alert(
         latest = store.get(alert_id) or record
         return Outcome(alert_id, latest["status"], latest["reason"], skipped=True)
     run = Attempt(alert_id, store, execution, now, attempt)
+    run.stages.arrived(record.get("received_at"), sent_at)
     symbol = str(record["alert"].get("ticker", "")).rsplit(":", 1)[-1] or None
     ex = execution
     try:
+        alert = Alert.model_validate(record["alert"])
+        with run.stages.timed("context"):
+            view = gather_context(alert, ex.context, now, clock=ex.clock)
+        run.details["context"] = view.as_record()
+        run.journal("context", run.details["context"] | view.records)
         with account_lease(ex.state, alert_id, now, wait_s=ex.lock_wait_s, ttl=ex.lock_ttl):
-            outcome = _execute(
-                run, Alert.model_validate(record["alert"]), resumed=previous in RESUMED
-            )
+            outcome = _execute(run, alert, view, resumed=previous in RESUMED)
     except BrokerUnavailable as exc:
         final = attempt >= MAX_RECEIVES
         reason = f"broker unavailable: {exc}" + (
@@ -205,7 +214,7 @@ def _read_book(broker: Broker, symbol: str, synced: SyncReport) -> _Book:
     )
 
 
-def _execute(run: Attempt, alert: Alert, *, resumed: bool) -> Outcome:
+def _execute(run: Attempt, alert: Alert, view: MarketView, *, resumed: bool) -> Outcome:
     ex = run.ex
     # Book every fill the broker made since the last sync (a stop at Alpaca, the paper
     # stop the alert's price just hit), so this run's own fills replay onto the truth.
@@ -214,23 +223,26 @@ def _execute(run: Attempt, alert: Alert, *, resumed: bool) -> Outcome:
     if "open" in done:
         return _recovered(run, done)
 
-    book = _read_book(ex.broker, alert.symbol, synced)
-    protection = run.protection(book.exits, resumed)
-    decision = decide_orders(
-        alert,
-        run.alert_id,
-        account=book.account,
-        positions=book.positions,
-        rules=ex.rules,
-        protection=protection,
-    )
+    with run.stages.timed("decide"):
+        book = _read_book(ex.broker, alert.symbol, synced)
+        context = view.context(run.now, book.account, book.positions, book.working)
+        protection = run.protection(book.exits, resumed)
+        decision = decide_orders(
+            alert,
+            run.alert_id,
+            account=book.account,
+            positions=book.positions,
+            rules=ex.rules,
+            atr=context.atr,
+            protection=protection,
+        )
     run.details["decision"] = decision.as_record()
     run.journal("decided", decision.as_record())
     if decision.kind is DecisionKind.IGNORE:
         return _ignored(run, decision.reason, done)
     if decision.kind is DecisionKind.NOTHING:
         return _rejected(run, alert.symbol, decision.reason, done)
-    return _place(run, alert, decision, book, protection, done)
+    return _place(run, alert, decision, book, context, protection, done)
 
 
 def _place(
@@ -238,6 +250,7 @@ def _place(
     alert: Alert,
     decision: Decision,
     book: _Book,
+    context: DecisionContext,
     protection: Protection,
     done: dict[str, Order],
 ) -> Outcome:
@@ -262,8 +275,10 @@ def _place(
             intent,
             book.account,
             _positions_before(intent, book.exposure, closing and leg == "open"),
+            context=context,
         )
-        result: GateResult = ex.gate.admit(proposal, ex.state, run.now)
+        with run.stages.timed("gate"):
+            result: GateResult = ex.gate.admit(proposal, ex.state, run.now)
         verdicts[leg] = result.as_records()
         run.journal("gate", {"leg": leg, "allowed": result.allowed, "verdicts": verdicts[leg]})
         if not result.allowed:
@@ -297,10 +312,11 @@ def _place(
             close = order
         else:
             run.notify(order_update(order, run.alert_id))
-    report = run.sync(
-        quiet=(close.broker_order_id,) if close else (),
-        changed=[(run.alert_id, o) for o in run.orders],
-    )
+    with run.stages.timed("record"):
+        report = run.sync(
+            quiet=(close.broker_order_id,) if close else (),
+            changed=[(run.alert_id, o) for o in run.orders],
+        )
     trade = _trade_of(report, close)
     if close is not None and not_opened is not None:
         side = "short" if close.side.value == "sell" else "long"

@@ -14,6 +14,7 @@ per client order id over the alert's life, and one order.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -54,12 +55,14 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
                 raise AlertFailed(reason) from exc
         attributes = record.raw_event.get("attributes") or {}
         attempt = int(attributes.get("ApproximateReceiveCount") or 1)
+        sent = attributes.get("SentTimestamp")
         outcome = process_alert(
             alert_id,
             store=container.alert_store,
             now=utc_now(),
             execution=execution,
             attempt=attempt,
+            sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
         )
         return outcome.status
 

@@ -63,6 +63,14 @@ def test_buy_with_stop_and_target_becomes_a_paper_bracket_and_a_position(trading
     assert all(v["allowed"] for v in details["verdicts"]["open"])
     assert details["orders"][0]["client_order_id"] == f"ft-{alert_id}-open"
     assert len(details["orders"][0]["legs"]) == 2  # take-profit and stop-loss
+    # latency by stage: webhook → queue → worker, then each stage of the decision
+    latency = details["latency_ms"]
+    assert {"queue", "context", "decide", "gate", "broker", "record", "worker", "total"} <= set(
+        latency
+    )
+    assert all(v >= 0 for v in latency.values())
+    assert latency["total"] >= latency["worker"] >= latency["broker"]
+    assert details["context"]["gaps"]  # the sources not configured here say so
 
     orders = trading_client.http.get("/api/orders", headers=AUTH).json_body["orders"]
     assert [o["client_order_id"] for o in orders] == [f"ft-{alert_id}-open"]

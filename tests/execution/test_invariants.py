@@ -85,6 +85,7 @@ def execution(lam: Lambda, broker, notifier=None, **limits) -> Execution:
         gate=Gate.from_limits(risk),
         rules=OrderRules(),
         notifier=notifier,
+        lock_wait_s=120.0,  # correctness under contention, not speed: a loaded CI box is slow
     )
 
 
@@ -109,7 +110,7 @@ def test_accepted_alert_records_decision_verdicts_and_order_on_the_alert(broker_
     assert details["orders"][0]["client_order_id"] == f"ft-{alert_id}-open"
     assert [o["client_order_id"] for o in lam.state.orders()] == [f"ft-{alert_id}-open"]
     events = [e["event"] for e in lam.state.journal(alert_id)]
-    assert events[0] == "decided"
+    assert events[:2] == ["context", "decided"]
     assert events[-1] == "outcome"
     assert "gate" in events
     assert notifier.sent
@@ -419,6 +420,7 @@ def test_reverse_closes_then_opens_and_books_realized_pl(aws):
     assert [(p.symbol, p.qty) for p in lam.state.positions()] == [("AAPL", 2)]
     events = [(e["event"], e["data"].get("leg")) for e in lam.state.journal(alert_id)]
     assert events == [
+        ("context", None),  # what the decision saw (here: no sources configured)
         ("decided", None),
         ("gate", "close"),
         ("order", None),

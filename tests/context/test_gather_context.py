@@ -48,7 +48,8 @@ def test_every_slot_filled_and_timed():
     assert view.score.value == 70.0  # scored after the flow arrived
     assert set(view.timings_ms) == {"market", "day", "flow", "score"}
     context = view.context(NOW, Account(equity=1e5, cash=1e5, buying_power=1e5), [])
-    assert context.atr == 2.5 and context.day_type is DayType.CHOPPY
+    assert context.atr == 2.5
+    assert context.day_type is DayType.CHOPPY
 
 
 def test_a_failing_source_is_a_gap_and_the_others_still_arrive():
@@ -101,7 +102,8 @@ def test_an_exit_is_never_scored():
         return Score(value=50, source="deterministic"), {}
 
     view = gather_context(EXIT, ContextSources(score=counting), NOW)
-    assert calls == [] and view.gaps["score"] == "not scored: the alert only exits"
+    assert calls == []
+    assert view.gaps["score"] == "not scored: the alert only exits"
 
 
 def test_an_empty_answer_is_a_gap():
@@ -118,4 +120,5 @@ def test_the_journal_record_omits_the_bars_but_counts_them():
 
     record = gather_context(BUY, ContextSources(market=with_bars), NOW).as_record()
     assert record["market"]["bars"] == 2
-    assert "gaps" in record and "timings_ms" in record
+    assert "gaps" in record
+    assert "timings_ms" in record

@@ -55,7 +55,8 @@ def test_a_switch_is_stored_journaled_and_seen_by_the_next_decision(client):
     r = _put(client, {"data_source": "files", "version": 0})
     assert r.status_code == 200, r.body
     assert r.json_body["changed"] == {"data_source": "files"}
-    assert r.json_body["data_source"] == "files" and r.json_body["version"] == 1
+    assert r.json_body["data_source"] == "files"
+    assert r.json_body["version"] == 1
     assert r.json_body["changes"][0]["changed"] == {"data_source": "files"}
     assert c.current_data_source() == "files"
     events = c.state_store.journal("settings")

@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/coldstart.py
 	$(PY) bench/backtest_speed.py
 	$(PY) bench/throughput.py
+	$(PY) bench/pipeline.py
 
 backtest: install
 	$(PY) -m backtest run --data backtest/data/IBM.csv --config backtest/data/sma_cross_daily.toml --out out/backtest

@@ -100,9 +100,11 @@ def order_record(order: Order) -> dict[str, Any]:
 
 class Stages:
     """How long each stage of one alert took, in ms: `ingress` (webhook → queue), `queue`
-    (queue → worker), `context` (every source; per source in the context record),
-    `decide` (account read + rules), `gate`, `broker` (every broker call: place, protect,
-    cancel), `record` (booking the fills), `total` (webhook → outcome settled)."""
+    (queue → worker), `context` (every source; per source in the context record), `lease`
+    (waiting for the account), `catch_up` (fills since the last sync), `decide` (account
+    read + rules), `gate`, `broker` (every broker call: place, protect, cancel), `record`
+    (booking the fills), `worker` (all of the worker's part), `total` (webhook → outcome
+    settled)."""
 
     def __init__(self, clock: Callable[[], float], now: datetime) -> None:
         self._clock = clock

@@ -39,6 +39,7 @@ protect, sync) are `chalicelib.services.attempt.Attempt`, the account lease is
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,7 +155,11 @@ def process_alert(
             view = gather_context(alert, ex.context, now, clock=ex.clock)
         run.details["context"] = view.as_record()
         run.journal("context", run.details["context"] | view.records)
-        with account_lease(ex.state, alert_id, now, wait_s=ex.lock_wait_s, ttl=ex.lock_ttl):
+        with ExitStack() as held:
+            with run.stages.timed("lease"):
+                held.enter_context(
+                    account_lease(ex.state, alert_id, now, wait_s=ex.lock_wait_s, ttl=ex.lock_ttl)
+                )
             outcome = _execute(run, alert, view, resumed=previous in RESUMED)
     except BrokerUnavailable as exc:
         final = attempt >= MAX_RECEIVES
@@ -218,7 +223,8 @@ def _execute(run: Attempt, alert: Alert, view: MarketView, *, resumed: bool) -> 
     ex = run.ex
     # Book every fill the broker made since the last sync (a stop at Alpaca, the paper
     # stop the alert's price just hit), so this run's own fills replay onto the truth.
-    synced = run.catch_up(alert)
+    with run.stages.timed("catch_up"):
+        synced = run.catch_up(alert)
     done = run.placed_earlier() if resumed else {}
     if "open" in done:
         return _recovered(run, done)

@@ -254,8 +254,10 @@ def put_settings() -> Response:
 
 
 def _market_data(c: Any) -> Any:
-    """The configured MarketData source, or None where the container has none."""
-    return getattr(c, "market_data", None)
+    """The MarketData source in force (`current_data_source`, switchable at run time), or
+    None where this build has no market data."""
+    build = getattr(c, "market_data", None)
+    return None if build is None else build(c.current_data_source())
 
 
 def _day_type_at(c: Any) -> Any:
@@ -274,8 +276,12 @@ def classify_day(event: Any) -> dict[str, Any]:
     from chalicelib.services.classify_day import scheduled_classification
 
     c = bootstrap.container()
+    try:
+        market = _market_data(c)
+    except Exception as exc:  # a source that cannot be built (keys, file): say which, retry
+        return {"classified": False, "reason": f"market data source unusable: {exc}"}
     result = scheduled_classification(
-        _market_data(c), c.state_store, c.settings.day_type_symbol, utc_now(), _day_type_at(c)
+        market, c.state_store, c.settings.day_type_symbol, utc_now(), _day_type_at(c)
     )
     if result.get("classified") or "not a trading day" not in str(result.get("reason")):
         app.log.info(json.dumps({"classify_day": result}, default=str))
@@ -332,7 +338,10 @@ def refresh_day_type() -> Response:
     through_now = body.get("through_now", False) if isinstance(body, dict) else None
     if not isinstance(through_now, bool):
         return _json(400, {"error": "through_now must be true or false", "field": "through_now"})
-    market = _market_data(c)
+    try:
+        market = _market_data(c)
+    except Exception as exc:  # construction checks keys/files; its message says which
+        return _json(503, {"error": f"market data source unusable: {exc}"})
     if market is None:
         return _json(503, {"error": "no market data source is configured"})
     try:

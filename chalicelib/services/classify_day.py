@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from chalicelib.domain import Bar, DayClassification
-from chalicelib.ports import DayTypeState, MarketData
+from chalicelib.ports import DayClassifications, DayTypeState, MarketData
 from chalicelib.rules import market_calendar
 from chalicelib.rules.day_type import DEFAULT_THRESHOLDS, DayTypeThresholds, classify_day
 
@@ -148,3 +148,9 @@ def scheduled_classification(
         "confidence": result.confidence,
         "reason": result.reason,
     }
+
+
+def todays_classification(state: DayClassifications, now: datetime) -> DayClassification | None:
+    """The stored classification of `now`'s New York trading day (the context's day slot:
+    `ContextSources(day=lambda alert, now: todays_classification(state, now))`)."""
+    return state.day_classification(market_calendar.trading_date(now))

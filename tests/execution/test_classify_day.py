@@ -168,10 +168,12 @@ def test_the_schedule_stays_quiet_after_the_close_and_on_holidays():
 
 
 class _WithMarket(bootstrap.Container):
+    """The container with a market data source over a list (the real ones are built by
+    name the same way: `market_data(current_data_source())`)."""
+
     market = trend_market()
 
-    @property
-    def market_data(self) -> ListMarket:
+    def market_data(self, name: str) -> ListMarket:
         return self.market
 
 
@@ -214,9 +216,7 @@ def test_day_type_routes_need_the_token_and_good_input(api):
 
 
 class _NoMarket(bootstrap.Container):
-    @property
-    def market_data(self) -> None:
-        return None
+    market_data = None  # a build without market data sources
 
 
 def test_refresh_without_a_market_data_source_is_503(client, monkeypatch):
@@ -225,3 +225,15 @@ def test_refresh_without_a_market_data_source_is_503(client, monkeypatch):
     r = client.http.post("/api/day-type/refresh", headers=AUTH)
     assert r.status_code == 503
     assert bootstrap.container().state_store.day_classification(DAY) is None
+
+
+def test_todays_classification_is_the_new_york_days():
+    from chalicelib.services.classify_day import todays_classification
+
+    state = InMemoryRiskState()
+    classify_day_now(trend_market(), state, "SPY", TEN)
+    evening_utc = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # still Dec 1 in New York
+    found = todays_classification(state, evening_utc)
+    assert found is not None
+    assert found.day == DAY
+    assert todays_classification(state, datetime(2026, 12, 2, 15, 0, tzinfo=UTC)) is None

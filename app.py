@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, Cron, Rate, Response
 
 from chalicelib import __version__, bootstrap
 
@@ -251,6 +251,115 @@ def put_settings() -> Response:
         text = ", ".join(f"{k} → {v}" for k, v in changed.items())
         send(c.notifier, Notice("settings", "flowtrader settings changed", f"Settings: {text}"))
     return _json(200, {"changed": changed, **effective(c.runtime_settings, c.runtime_defaults)})
+
+
+def _market_data(c: Any) -> Any:
+    """The MarketData source in force (`current_data_source`, switchable at run time), or
+    None where this build has no market data."""
+    build = getattr(c, "market_data", None)
+    return None if build is None else build(c.current_data_source())
+
+
+def _day_type_at(c: Any) -> Any:
+    from chalicelib.services.classify_day import parse_new_york_time
+
+    return parse_new_york_time(c.settings.day_type_at)
+
+
+# Every minute of 13:00-21:59 UTC on weekdays: 09:30-16:00 New York in daylight and in
+# standard time. The service acts once a day, at the first tick at/after FLOWTRADER_DAY_TYPE_AT
+# (New York), so the time is right across DST changes (see services/classify_day.py).
+@app.schedule(Cron("*", "13-21", "?", "*", "MON-FRI", "*"))
+def classify_day(event: Any) -> dict[str, Any]:
+    """Classify today's session (trend_up / trend_down / choppy / no_trade) once a day."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.classify_day import scheduled_classification
+
+    c = bootstrap.container()
+    try:
+        market = _market_data(c)
+    except Exception as exc:  # a source that cannot be built (keys, file): say which, retry
+        return {"classified": False, "reason": f"market data source unusable: {exc}"}
+    result = scheduled_classification(
+        market, c.state_store, c.settings.day_type_symbol, utc_now(), _day_type_at(c)
+    )
+    if result.get("classified") or "not a trading day" not in str(result.get("reason")):
+        app.log.info(json.dumps({"classify_day": result}, default=str))
+    return result
+
+
+@app.route("/api/day-type", methods=["GET"])
+def get_day_type() -> Response:
+    """Today's stored day classification with its features (`?date=YYYY-MM-DD` for another
+    New York trading day), or 404 saying why there is none."""
+    from datetime import date
+
+    from chalicelib.domain import utc_now
+    from chalicelib.rules.market_calendar import trading_date
+
+    if not _authorized():
+        return _unauthorized()
+    c = bootstrap.container()
+    raw = (app.current_request.query_params or {}).get("date")
+    try:
+        day = date.fromisoformat(raw) if raw else trading_date(utc_now())
+    except ValueError:
+        return _json(400, {"error": "date must be YYYY-MM-DD", "field": "date"})
+    found = c.state_store.day_classification(day)
+    if found is None:
+        return _json(
+            404,
+            {
+                "error": f"{day.isoformat()} is not classified",
+                "reason": f"the schedule classifies each trading day at "
+                f"{c.settings.day_type_at} New York (FLOWTRADER_DAY_TYPE_AT) from "
+                f"{c.settings.day_type_symbol}; POST /api/day-type/refresh classifies now",
+            },
+        )
+    return _json(200, found.model_dump(mode="json"))
+
+
+@app.route("/api/day-type/refresh", methods=["POST"])
+def refresh_day_type() -> Response:
+    """Classify today now and store it. Body (optional JSON): `{"through_now": true}` uses
+    every bar so far instead of stopping at FLOWTRADER_DAY_TYPE_AT."""
+    from chalicelib.domain import utc_now
+    from chalicelib.ports import MarketDataUnavailable
+    from chalicelib.rules.day_type import DayTypeUnavailable
+    from chalicelib.services.classify_day import NotATradingDay, classify_day_now
+
+    if not _authorized():
+        return _unauthorized()
+    c = bootstrap.container()
+    try:
+        body = app.current_request.json_body or {}
+    except Exception:  # Chalice raises BadRequestError on a body that is not JSON
+        return _json(400, {"error": "the body must be JSON (or empty)"})
+    through_now = body.get("through_now", False) if isinstance(body, dict) else None
+    if not isinstance(through_now, bool):
+        return _json(400, {"error": "through_now must be true or false", "field": "through_now"})
+    try:
+        market = _market_data(c)
+    except Exception as exc:  # construction checks keys/files; its message says which
+        return _json(503, {"error": f"market data source unusable: {exc}"})
+    if market is None:
+        return _json(503, {"error": "no market data source is configured"})
+    try:
+        result = classify_day_now(
+            market,
+            c.state_store,
+            c.settings.day_type_symbol,
+            utc_now(),
+            _day_type_at(c),
+            through_now=through_now,
+        )
+    except NotATradingDay as exc:
+        return _json(409, {"error": str(exc)})
+    except DayTypeUnavailable as exc:
+        return _json(409, {"error": f"cannot classify yet: {exc}"})
+    except MarketDataUnavailable as exc:
+        return _json(503, {"error": f"market data unavailable: {exc}"})
+    return _json(200, result.model_dump(mode="json"))
 
 
 # --- price poll and replay (issue 11) ---

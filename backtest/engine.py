@@ -37,6 +37,7 @@ from chalicelib.rules.checks import (
     MaxPositionNotional,
     NoTradeDay,
     PatternDayTrader,
+    VolumeConfirmation,
 )
 from chalicelib.rules.gate import Gate, Proposal, RiskLimits, default_checks
 from chalicelib.rules.indicators import atr
@@ -77,6 +78,7 @@ def enabled_checks(limits: RiskLimits) -> tuple[Check, ...]:
         KillSwitch: limits.kill_switch,
         MarketHours: limits.market_hours_only,
         NoTradeDay: False,
+        VolumeConfirmation: False,  # the engine's own day-type/volume entry filter does this
         DailyLossLimit: limits.max_daily_loss_usd > 0,
         MaxOpenPositions: limits.max_open_positions > 0,
         MaxPositionNotional: limits.max_position_notional_usd > 0,

@@ -42,6 +42,8 @@ def risk_limits(settings: Settings) -> RiskLimits:
         max_position_notional_usd=settings.max_position_notional_usd,
         max_gross_exposure_usd=settings.max_gross_exposure_usd,
         pdt_guard=settings.pdt_guard,
+        choppy_min_score=settings.choppy_min_score,
+        require_volume_confirmation=settings.require_volume_confirmation,
     )
 
 
@@ -62,6 +64,7 @@ def order_rules(settings: Settings) -> OrderRules:
         stop_atr_multiple=settings.stop_atr_multiple,
         target_atr_multiple=settings.target_atr_multiple,
         max_position_notional_usd=settings.max_position_notional_usd,
+        choppy_size_scale=settings.choppy_size_scale,
     )
 
 

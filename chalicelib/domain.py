@@ -423,8 +423,11 @@ class MarketSnapshot(BaseModel):
     vwap: float | None = None
     vwap_upper: float | None = None  # VWAP + 1 standard deviation band
     vwap_lower: float | None = None
+    vwap_upper_2: float | None = None  # VWAP ± 2 standard deviations
+    vwap_lower_2: float | None = None
     relative_volume: float | None = None  # today's cumulative volume / usual by this time
     delta: float | None = None  # estimated buy − sell volume over the session
+    delta_method: str | None = None  # trades (tick rule on the tape) | bvc (from bars)
     volume_confirmation: Verdict | None = None  # the breakout-volume rule's verdict
 
 

@@ -15,6 +15,7 @@ from chalicelib.domain import (
     Alert,
     Bar,
     ClosedTrade,
+    DayClassification,
     DayType,
     MarketTrade,
     Order,
@@ -367,6 +368,25 @@ class RuntimeSettings(Protocol):
 
 
 # --- day type (issue 11) ---------------------------------------------------------------
+
+
+class DayClassifications(Protocol):
+    """The stored day classification with its features (services/classify_day.py writes it,
+    `GET /api/day-type` reads it). Saving one also sets `RiskState.day_type(day)`, which the
+    gate reads when the decision's context has no day."""
+
+    def save_day_classification(self, classification: DayClassification) -> None:
+        """Store (or replace) the classification of `classification.day`."""
+        ...
+
+    def day_classification(self, day: date) -> DayClassification | None:
+        """The day's stored classification; a day type set by `set_day_type` alone comes
+        back with no features and the reason saying so; None if never classified."""
+        ...
+
+
+class DayTypeState(RiskState, DayClassifications, Protocol):
+    """The state the day-type service needs: where it stores the classification."""
 
 
 # --- price poll and replay (issue 11) -----------------------------------------------------

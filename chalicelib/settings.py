@@ -145,6 +145,39 @@ class Settings(BaseSettings):
 
     # --- market data, settings switch, day type (issue 11) ---
     # (its fields go below, above the next section)
+    # day type and volume: rules/day_type.py, rules/volume.py, services/classify_day.py
+    day_type_at: str = Field(
+        "10:00",
+        pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="New York time (HH:MM) the scheduled classify_day classifies the session at.",
+    )
+    day_type_symbol: str = Field(
+        "SPY",
+        min_length=1,
+        max_length=24,
+        description="Reference symbol whose bars classify the day (trend/choppy/no_trade).",
+    )
+    choppy_size_scale: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="On a choppy day, entries flowtrader sizes get this share of their size.",
+    )
+    choppy_min_score: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="On a choppy day, entries need at least this score (0..100; 0: no raise).",
+    )
+    volume_confirm_k: float = Field(
+        1.5,
+        gt=0,
+        description="Breakout bar volume must be ≥ k × the usual volume for its time of day.",
+    )
+    require_volume_confirmation: bool = Field(
+        False,
+        description="Deny entries whose breakout volume does not confirm (else journal only).",
+    )
 
     # --- price poll and replay (issue 11) ---
     # (its fields go below, above the next section)

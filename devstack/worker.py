@@ -28,6 +28,7 @@ log = logging.getLogger("flowtrader.devstack.worker")
 VISIBILITY_S = 20  # how long a taken message stays invisible without an extension
 HEARTBEAT_EVERY_S = 2.0
 SYNC_EVERY_S = 10.0  # the sync_portfolio schedule's local cadence (every minute in AWS)
+DAY_TYPE_EVERY_S = 30.0  # classify_day's local tick (every minute of the session in AWS)
 
 
 def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -254,6 +255,7 @@ def main() -> int:
         # --- price poll and replay (issue 11): its local schedules go below ---
         #
         # --- day type (issue 11): its local schedules go below ---
+        Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}), "day-type"),
         #
         # --- flow (issue 12): its local schedules go below ---
         #

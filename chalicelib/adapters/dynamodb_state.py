@@ -13,7 +13,7 @@ Single table, ``pk`` + ``sk``:
 | ``cooldown#account`` / ``cooldown#symbol#<SYM>`` | ``slot#000`` … | claim_id, claimed_at_ms; TTL |
 | ``pnl`` | ``day#<YYYY-MM-DD>`` | realized_usd (ADD) |
 | ``pnl_key`` | ``<key>`` | marks a booked P/L key, so a fill is booked once; TTL |
-| ``day_type`` | ``<YYYY-MM-DD>`` | trend / choppy / no_trade |
+| ``day_type`` | ``<YYYY-MM-DD>`` | the day type, and its classification (JSON ``doc``) |
 | ``journal#<alert_id>`` | ``<iso time>#<seq>#<event>`` | one journal event (JSON ``data``) |
 | ``order`` | ``<client_order_id>`` | the latest broker view of one order (JSON ``doc``) |
 | ``position`` | ``<SYM>`` | the latest position snapshot (JSON ``doc``) |
@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.adapters.dynamodb_table import ConditionFailed, DynamoTable
-from chalicelib.domain import Account, ClosedTrade, DayType, Order, Position
+from chalicelib.domain import Account, ClosedTrade, DayClassification, DayType, Order, Position
 from chalicelib.ports import StorageUnavailable
 from chalicelib.rules.market_calendar import trading_date
 
@@ -263,6 +263,35 @@ class DynamoStateStore:
                 "sk": {"S": day.isoformat()},
                 "day_type": {"S": day_type.value},
             },
+        )
+
+    def save_day_classification(self, classification: DayClassification) -> None:
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": "day_type"},
+                "sk": {"S": classification.day.isoformat()},
+                "day_type": {"S": classification.day_type.value},
+                "doc": {"S": classification.model_dump_json()},
+            },
+        )
+
+    def day_classification(self, day: date) -> DayClassification | None:
+        item = self._call(
+            "get_item",
+            Key={"pk": {"S": "day_type"}, "sk": {"S": day.isoformat()}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        if "doc" in item:
+            return DayClassification.model_validate_json(item["doc"]["S"])
+        return DayClassification(
+            day=day,
+            symbol="",
+            day_type=DayType(item["day_type"]["S"]),
+            confidence=1.0,
+            reason="set directly (set_day_type): no features",
         )
 
     # --- journal, orders, positions ------------------------------------------------------

@@ -134,20 +134,54 @@ class MarketHours:
 
 @dataclass(frozen=True)
 class NoTradeDay:
-    """No new positions on a day classified `no_trade`."""
+    """No new positions on a day classified `no_trade`.
+
+    Reads the day type the decision's context carries (`proposal.context.day`, when it is
+    today's), else the stored one. Every verdict names the day type, so the journal shows
+    what kind of day each entry was judged on.
+    """
 
     name: ClassVar[str] = "no_trade_day"
 
     def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
-        if not proposal.opens:
-            return Verdict.allow(self.name)
         day = market_calendar.trading_date(now)
-        if state.day_type(day) is DayType.NO_TRADE:
+        context_day = proposal.context.day if proposal.context is not None else None
+        if context_day is not None and context_day.day == day:
+            day_type: DayType | None = context_day.day_type
+            seen = (
+                f"day type {context_day.day_type.value} "
+                f"({context_day.confidence:.2f}, from the context)"
+            )
+        else:
+            day_type = state.day_type(day)
+            seen = f"day type {day_type.value} (stored)" if day_type else "day not classified"
+        if proposal.opens and day_type is DayType.NO_TRADE:
             return Verdict.deny(
-                f"{day.isoformat()} is classified a no-trade day: no new positions",
+                f"{day.isoformat()} is classified a no-trade day: no new positions ({seen})",
                 check=self.name,
             )
-        return Verdict.allow(self.name)
+        return Verdict(allowed=True, reason=seen, check=self.name)
+
+
+@dataclass(frozen=True)
+class VolumeConfirmation:
+    """Entries need the breakout bar's volume to confirm (rules/volume.py's verdict in the
+    context's market snapshot), when `enabled`. No snapshot or no verdict: allowed, and
+    the verdict says the volume was not checked."""
+
+    name: ClassVar[str] = "volume_confirmation"
+    enabled: bool = False
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        market = proposal.context.market if proposal.context is not None else None
+        verdict = market.volume_confirmation if market is not None else None
+        if verdict is None:
+            return Verdict(
+                allowed=True, reason="volume not checked: no market data", check=self.name
+            )
+        if not self.enabled or not proposal.opens:
+            return Verdict(allowed=True, reason=verdict.reason, check=self.name)
+        return verdict.model_copy(update={"check": self.name})
 
 
 @dataclass(frozen=True)

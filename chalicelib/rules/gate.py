@@ -37,6 +37,7 @@ from chalicelib.rules.checks import (
     PatternDayTrader,
     Proposal,
     ReservingCheck,
+    VolumeConfirmation,
 )
 from chalicelib.rules.risk_state import RiskState
 
@@ -57,6 +58,10 @@ class RiskLimits:
     max_position_notional_usd: float = 0.0
     max_gross_exposure_usd: float = 0.0
     pdt_guard: bool = True
+    # Day type and volume (issue 11): the score check reads `choppy_min_score` (0: no raise)
+    # on a choppy day; entries need volume confirmation when `require_volume_confirmation`.
+    choppy_min_score: float = 0.0
+    require_volume_confirmation: bool = False
 
 
 def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
@@ -65,6 +70,7 @@ def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
         KillSwitch(engaged_by_setting=limits.kill_switch),
         MarketHours(enabled=limits.market_hours_only),
         NoTradeDay(),
+        VolumeConfirmation(enabled=limits.require_volume_confirmation),
         DailyLossLimit(max_loss_usd=limits.max_daily_loss_usd),
         MaxOpenPositions(max_positions=limits.max_open_positions),
         MaxPositionNotional(max_notional_usd=limits.max_position_notional_usd),

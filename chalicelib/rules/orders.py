@@ -33,6 +33,7 @@ Prices are rounded to valid ticks; stops away from the entry (never tighter than
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +43,7 @@ from chalicelib.domain import (
     Account,
     Action,
     Alert,
+    DayType,
     MarketPosition,
     Order,
     OrderIntent,
@@ -78,6 +80,7 @@ class OrderRules:
     target_atr_multiple: float = 0.0
     max_position_notional_usd: float = 0.0  # 0: no cap
     time_in_force: str = "day"
+    choppy_size_scale: float = 1.0  # a choppy day's entries at this share of their size
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ def decide_orders(
     rules: OrderRules,
     atr: float | None = None,
     protection: Protection | None = None,
+    day_type: DayType | None = None,
 ) -> Decision:
     """What to place for `alert`, given the account and its current positions.
 
@@ -271,9 +275,11 @@ def decide_orders(
     move the broker's position to that target. Indicator alerts name an action.
     `atr` (USD per share) enables ATR-multiple default stops/targets when configured;
     `protection` is the stop/target working on the held position, re-placed for whatever a
-    partial close leaves.
+    partial close leaves. `day_type` (the context's): on a choppy day an entry flowtrader
+    sizes (or an indicator alert's quantity) is scaled by `rules.choppy_size_scale`; a
+    strategy's target position is kept, so the strategy and the account stay in step.
     """
-    plan = _Plan(alert, alert_id, _held_qty(alert.symbol, positions), account, rules, atr)
+    plan = _Plan(alert, alert_id, _held_qty(alert.symbol, positions), account, rules, atr, day_type)
     if alert.market_position is not None:
         return plan.toward_target(protection)
     return plan.by_action()
@@ -349,6 +355,7 @@ class _Plan:
     account: Account
     rules: OrderRules
     atr: float | None
+    day_type: DayType | None = None
 
     @property
     def symbol(self) -> str:
@@ -479,6 +486,15 @@ class _Plan:
             size = _size(alert, entry, stop_loss, self.account, rules, freed, qty)
         except SizingError as exc:
             return self._nothing(f"cannot size {symbol}: {exc}")
+        scaled = ""
+        scale = rules.choppy_size_scale
+        if qty is None and self.day_type is DayType.CHOPPY and 0 <= scale < 1 and size > 0:
+            full, size = size, math.floor(size * scale + 1e-9)
+            scaled = f" (choppy day: {full} × {scale:g})"
+            if size <= 0:
+                return self._nothing(
+                    f"size for {symbol} is 0 shares on a choppy day ({full} × {scale:g})"
+                )
         if size <= 0:
             return self._nothing(
                 f"size for {symbol} is 0 shares at {entry:g} "
@@ -504,6 +520,6 @@ class _Plan:
             return Decision(
                 DecisionKind.REVERSE,
                 (close, opening),
-                f"reverse {symbol}: close {close.qty:g}, open {direction} {size}",
+                f"reverse {symbol}: close {close.qty:g}, open {direction} {size}{scaled}",
             )
-        return Decision(DecisionKind.OPEN, (opening,), f"open {direction} {size} {symbol}")
+        return Decision(DecisionKind.OPEN, (opening,), f"open {direction} {size} {symbol}{scaled}")

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from chalicelib.domain import DayType
+from chalicelib.domain import DayClassification, DayType
 from chalicelib.ports import RiskState
 
 __all__ = ["InMemoryRiskState", "RiskState"]
@@ -42,6 +42,7 @@ class InMemoryRiskState:
         self._pl: dict[date, float] = {}
         self._pl_keys: set[str] = set()
         self._day_types: dict[date, DayType] = {}
+        self._day_classes: dict[date, DayClassification] = {}
 
     @staticmethod
     def _scope(symbol: str | None) -> str:
@@ -106,4 +107,25 @@ class InMemoryRiskState:
         return self._day_types.get(day)
 
     def set_day_type(self, day: date, day_type: DayType) -> None:
-        self._day_types[day] = day_type
+        with self._lock:
+            self._day_types[day] = day_type
+            self._day_classes.pop(day, None)
+
+    def save_day_classification(self, classification: DayClassification) -> None:
+        with self._lock:
+            self._day_types[classification.day] = classification.day_type
+            self._day_classes[classification.day] = classification
+
+    def day_classification(self, day: date) -> DayClassification | None:
+        with self._lock:
+            stored = self._day_classes.get(day)
+            kind = self._day_types.get(day)
+        if stored is not None or kind is None:
+            return stored
+        return DayClassification(
+            day=day,
+            symbol="",
+            day_type=kind,
+            confidence=1.0,
+            reason="set directly (set_day_type): no features",
+        )

@@ -241,6 +241,7 @@ def _execute(run: Attempt, alert: Alert, view: MarketView, *, resumed: bool) -> 
             rules=ex.rules,
             atr=context.atr,
             protection=protection,
+            day_type=context.day_type,
         )
     run.details["decision"] = decision.as_record()
     run.journal("decided", decision.as_record())

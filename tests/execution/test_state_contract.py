@@ -15,7 +15,15 @@ import pytest
 
 from chalicelib.adapters.dynamodb_state import DynamoStateStore
 from chalicelib.adapters.memory_state import InMemoryStateStore
-from chalicelib.domain import DayType, Order, OrderStatus, OrderType, Position, Side
+from chalicelib.domain import (
+    DayClassification,
+    DayType,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
 from chalicelib.rules.risk_state import RiskState
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -118,6 +126,37 @@ def test_day_type_round_trips(store):
     assert store.day_type(day) is None
     store.set_day_type(day, DayType.NO_TRADE)
     assert store.day_type(day) is DayType.NO_TRADE
+
+
+def test_day_classification_round_trips_with_its_features(store):
+    day = date(2026, 12, 1)
+    assert store.day_classification(day) is None
+    classification = DayClassification(
+        day=day,
+        symbol="SPY",
+        day_type=DayType.CHOPPY,
+        confidence=0.8,
+        features={"efficiency": 0.12, "vwap_crosses": 7.0},
+        classified_at=NOW,
+        reason="1/5 trend signals (adx)",
+    )
+    store.save_day_classification(classification)
+    assert store.day_classification(day) == classification
+    assert store.day_type(day) is DayType.CHOPPY  # the gate's read follows the save
+    assert store.day_classification(date(2026, 12, 2)) is None
+
+
+def test_a_day_type_set_directly_reads_back_as_a_classification_without_features(store):
+    day = date(2026, 12, 1)
+    store.save_day_classification(
+        DayClassification(day=day, symbol="SPY", day_type=DayType.TREND_UP, confidence=0.6)
+    )
+    store.set_day_type(day, DayType.NO_TRADE)
+    read = store.day_classification(day)
+    assert read is not None
+    assert read.day_type is DayType.NO_TRADE
+    assert read.features == {}
+    assert "set directly" in read.reason
 
 
 def test_journal_keeps_an_alerts_events_in_order(store):

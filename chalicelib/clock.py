@@ -38,6 +38,11 @@ def now() -> datetime:
     return clock()
 
 
+def current() -> Clock | None:
+    """The installed clock (None before the first reading)."""
+    return _clock
+
+
 def install(clock: Clock | None) -> Clock:
     """Make `clock` the stack's clock (None: the wall clock again); returns it."""
     global _clock

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from chalicelib.domain import Bar
-from chalicelib.rules.market_calendar import trading_date
+from chalicelib.rules.market_calendar import eastern_utc_offset, trading_date
 
 _ALPACA = re.compile(r"(\d{1,3})(Min|Hour|Day|Week|Month)")
 _UNIT_S = {"Min": 60, "Hour": 3600, "Day": 86_400, "Week": 7 * 86_400, "Month": 31 * 86_400}
@@ -55,8 +55,8 @@ def aggregate(bars: Sequence[Bar], timeframe: str) -> list[Bar]:
     """`bars` (oldest first, shorter than `timeframe`) combined into `timeframe` bars.
 
     Intraday buckets are aligned to the epoch (so hours start on the hour, as Alpaca's);
-    a day is the New York trading date, stamped at its first bar. Volume adds up; the
-    bar VWAP is the volume-weighted mean of the parts' VWAPs (their closes where absent).
+    a day is the New York trading date, stamped at its midnight there (as Alpaca's). Volume
+    adds up; the VWAP is the volume-weighted mean of the parts' (their closes where absent).
     """
     seconds = timeframe_seconds(timeframe)
     out: list[Bar] = []
@@ -82,6 +82,9 @@ def _combine(group: list[Bar], seconds: int) -> Bar:
     if seconds < 86_400:
         epoch = int(first.time.timestamp())
         start = first.time - timedelta(seconds=epoch % seconds)
+    else:
+        midnight = datetime.combine(trading_date(first.time), time(), UTC)
+        start = midnight - eastern_utc_offset(first.time)
     volume = sum(b.volume for b in group)
     vwap = (
         sum((b.vwap if b.vwap is not None else b.close) * b.volume for b in group) / volume

@@ -362,6 +362,26 @@ def refresh_day_type() -> Response:
     return _json(200, result.model_dump(mode="json"))
 
 
+@app.route("/api/bars", methods=["GET"])
+def get_bars() -> Response:
+    """Recent bars from the current data source (`?symbol=AMZN&timeframe=1Min&limit=390`)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.ports import MarketDataUnavailable
+    from chalicelib.services.bars import BadBarsQuery, parse_bars_query, recent_bars
+
+    if not _authorized():
+        return _unauthorized()
+    try:
+        symbol, timeframe, limit = parse_bars_query(dict(app.current_request.query_params or {}))
+    except BadBarsQuery as bad:
+        return _json(400, {"error": str(bad), "field": bad.field})
+    try:
+        market = bootstrap.container().market_data()
+        return _json(200, recent_bars(market, symbol, timeframe, limit, utc_now()))
+    except (MarketDataUnavailable, ValueError) as exc:  # ValueError: a source misconfigured
+        return _json(503, {"error": f"market data unavailable: {exc}"})
+
+
 # --- price poll and replay (issue 11) ---
 # (its additions go below, above the next section)
 

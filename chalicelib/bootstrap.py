@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         AlertQueue,
         AlertStore,
         Broker,
+        MarketData,
         Notifier,
         RuntimeSettings,
         StateStore,
@@ -176,7 +177,7 @@ class Container:
     @property
     def runtime_defaults(self) -> dict[str, str]:
         """The deployment's values for the run-time settings (before any switch)."""
-        return {"data_source": str(getattr(self.settings, "data_source", "tradingview"))}
+        return {"data_source": self.settings.data_source}
 
     def current_data_source(self) -> str:
         from chalicelib.services.runtime_settings import current
@@ -211,6 +212,16 @@ class Container:
             notifier=self.notifier,
         )
 
+    def market_data(self, name: str | None = None) -> MarketData:
+        """The market-data source `name` names (default `settings.data_source`): alpaca,
+        ibkr, tradingview, files or replay; each built once, on first use."""
+        chosen = name or self.settings.data_source
+        with _lock:
+            sources: dict[str, MarketData] = self.__dict__.setdefault("_market_data", {})
+            if chosen not in sources:
+                sources[chosen] = build_market_data(chosen, self)
+            return sources[chosen]
+
 
 _lock = threading.Lock()
 _container: Container | None = None
@@ -235,9 +246,62 @@ def reset(new: Container | None = None) -> None:
 # --- market data, settings switch, day type (issue 11) ---
 # (its additions go below, above the next section)
 
+MARKET_DATA_SOURCES = ("alpaca", "ibkr", "tradingview", "files", "replay")
+
+
+def build_market_data(name: str, c: Container) -> MarketData:
+    """One market-data source from the container's settings (see `Container.market_data`)."""
+    s = c.settings
+    if name == "alpaca":
+        from chalicelib.adapters.alpaca_market_data import AlpacaMarketData
+
+        return AlpacaMarketData.from_settings(s, read_secret=c.read_secret)
+    if name == "tradingview":
+        from chalicelib.adapters.tradingview_bars import TradingViewBars
+
+        return TradingViewBars(c.dynamodb_client, s.state_table)
+    if name == "files":
+        from chalicelib.adapters.files_market_data import FilesMarketData
+
+        if not s.data_file:
+            raise ValueError("the files data source needs FLOWTRADER_DATA_FILE (a CSV/Parquet)")
+        return FilesMarketData(s.data_file, s.data_symbol)
+    if name == "replay":
+        return replay_market_data(s)
+    if name == "ibkr":
+        import importlib
+
+        try:  # built by the ibkr adapter (issue 14); absent from builds without it
+            factory = importlib.import_module("chalicelib.adapters.ibkr").ibkr_market_data
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                "the ibkr data source is not available in this build "
+                "(no chalicelib.adapters.ibkr.ibkr_market_data)"
+            ) from exc
+        source: MarketData = factory(s, c.read_secret)
+        return source
+    raise ValueError(f"unknown data source {name!r}; use one of {', '.join(MARKET_DATA_SOURCES)}")
+
 
 # --- price poll and replay (issue 11) ---
 # (its additions go below, above the next section)
+
+
+def replay_market_data(settings: Settings) -> MarketData:
+    """The replay of `settings.replay_file`, read at the stack's clock. Without a replay clock
+    from the local stack (FLOWTRADER_CLOCK), one starts now at the file's first session open."""
+    from chalicelib import clock
+    from chalicelib.adapters.files_market_data import FilesMarketData
+    from chalicelib.adapters.replay import ReplayClock, ReplayMarketData, first_session_open
+
+    if not settings.replay_file:
+        raise ValueError("the replay data source needs FLOWTRADER_REPLAY_FILE (a bar file)")
+    files = FilesMarketData(settings.replay_file, settings.data_symbol)
+    clock.now()  # installs the clock FLOWTRADER_CLOCK names, if any
+    if not isinstance(clock.current(), ReplayClock):
+        start = first_session_open(files.series.bars)
+        clock.install(ReplayClock(start, settings.replay_speed))
+    return ReplayMarketData(files, clock.now)
 
 
 # --- flow (issue 12) ---

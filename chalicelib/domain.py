@@ -490,8 +490,11 @@ class Score(BaseModel):
 
 
 def utc_now() -> datetime:
-    """The one clock outside the rules; services pass its reading into them."""
-    return datetime.now(UTC)
+    """The one clock outside the rules; services pass its reading into them. It is the
+    wall clock unless a market replay installed its own (chalicelib/clock.py)."""
+    from chalicelib import clock
+
+    return clock.now()
 
 
 class OrderIntent(BaseModel):

@@ -178,9 +178,47 @@ class Settings(BaseSettings):
         False,
         description="Deny entries whose breakout volume does not confirm (else journal only).",
     )
+    # market data sources (adapters/*_market_data.py, tradingview_bars.py, replay.py;
+    # bootstrap.Container.market_data)
+    data_source: str = Field(
+        "tradingview",
+        pattern="^(alpaca|ibkr|tradingview|files|replay)$",
+        description="Where bars and prices come from by default: alpaca, ibkr, tradingview "
+        "(the OHLCV alerts carry), files (FLOWTRADER_DATA_FILE) or replay.",
+    )
+    alpaca_data_feed: str = Field(
+        "iex",
+        pattern="^(iex|sip)$",
+        description="Alpaca market-data feed: iex (free plans) or sip (all exchanges; paid).",
+    )
+    alpaca_data_url: str = Field(
+        "", description="Override of Alpaca's market-data URL (tests point it at a local fake)."
+    )
+    data_file: str = Field(
+        "", description="CSV/Parquet bar file the `files` source reads (the backtest's shapes)."
+    )
+    data_symbol: str = Field(
+        "",
+        description="Symbol of the bars in data_file/replay_file; empty: the file name's part "
+        "before the first `_` (AMZN_1min.csv is AMZN), or its symbol column.",
+    )
 
     # --- price poll and replay (issue 11) ---
     # (its fields go below, above the next section)
+    replay_file: str = Field(
+        "",
+        description="Bar file a market replay plays (data_source replay); `make run` "
+        "defaults to the shipped AMZN sample.",
+    )
+    replay_speed: float = Field(
+        60.0, gt=0, description="Replay: market seconds per wall-clock second (60: 1 min/s)."
+    )
+    price_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="Local stack: seconds between price polls feeding the paper broker "
+        "(AWS polls every minute in the session).",
+    )
 
     # --- flow (issue 12) ---
     # (its fields go below, above the next section)

@@ -13,6 +13,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from chalicelib.domain import Alert, DayClassification, MarketSnapshot
     from chalicelib.ports import (
         AlertQueue,
         AlertStore,
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     )
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
+    from chalicelib.services.context import ContextSources
     from chalicelib.services.process_alert import Execution
     from chalicelib.settings import Settings
 
@@ -210,7 +214,28 @@ class Container:
             gate=Gate.from_limits(risk_limits(self.settings)),
             rules=order_rules(self.settings),
             notifier=self.notifier,
+            context=self.context_sources,
         )
+
+    @property
+    def context_sources(self) -> ContextSources:
+        """Where the decision's context comes from: the market-data source in force (read
+        per alert, so `PUT /api/settings` switches it), today's stored day type, the
+        options flow and the scorer where configured."""
+        from chalicelib.services.classify_day import todays_classification
+        from chalicelib.services.context import ContextSources
+        from chalicelib.services.market_context import market_snapshot
+
+        s = self.settings
+
+        def market(alert: Alert, now: datetime) -> MarketSnapshot | None:
+            source = self.market_data(self.current_data_source())
+            return market_snapshot(alert, source, now, volume_k=s.volume_confirm_k)
+
+        def day(alert: Alert, now: datetime) -> DayClassification | None:
+            return todays_classification(self.state_store, now)
+
+        return ContextSources(market=market, day=day, deadline_s=s.context_deadline_s)
 
     def market_data(self, name: str | None = None) -> MarketData:
         """The market-data source `name` names (default `settings.data_source`): alpaca,

@@ -316,10 +316,6 @@ class LeasedState(SyncState, AccountLock, Protocol):
     """The state table as the scheduled sync needs it: records plus the account lease."""
 
 
-class StateStore(RiskState, TradeRecords, AccountLock, Protocol):
-    """The state table: the gate's risk state, journal, orders, positions, account lease."""
-
-
 class Notifier(Protocol):
     """Tells the trader what happened. Failures are logged by the caller, never raised on."""
 
@@ -399,3 +395,11 @@ class DayTypeState(RiskState, DayClassifications, Protocol):
 
 
 # --- reports and alert channels (issue 13) -------------------------------------------------
+
+
+# --- the whole state table ---------------------------------------------------------------
+
+
+class StateStore(RiskState, TradeRecords, AccountLock, DayClassifications, Protocol):
+    """The state table: the gate's risk state, journal, orders, positions, account lease,
+    the day's classification."""

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
 
     # --- market data, settings switch, day type (issue 11) ---
     # (its fields go below, above the next section)
+    context_deadline_s: float = Field(
+        1.5,
+        gt=0,
+        le=10,
+        description="How long the worker waits for market data, day type and flow together "
+        "before deciding without the late ones (each gap is journaled).",
+    )
     # day type and volume: rules/day_type.py, rules/volume.py, services/classify_day.py
     day_type_at: str = Field(
         "10:00",

@@ -73,9 +73,7 @@ def test_atr_stops_work_live_from_the_context(files_source):
     c = files_source
     alert = Alert(ticker="NASDAQ:AMZN", action="buy", price=220.0, quantity=2, interval="5")
     alert_id = "01JATRLIVE0000000000000000"
-    c.alert_store.store_once(
-        alert_id, f"id:{alert_id}", alert, NOW, NOW + timedelta(days=1), None
-    )
+    c.alert_store.store_once(alert_id, f"id:{alert_id}", alert, NOW, NOW + timedelta(days=1), None)
     outcome = process_alert(alert_id, store=c.alert_store, now=NOW, execution=c.execution)
     assert outcome.status in ("accepted", "filled"), outcome
     record = c.alert_store.get(alert_id)

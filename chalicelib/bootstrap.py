@@ -158,6 +158,12 @@ class Container:
             from chalicelib.adapters.alpaca import AlpacaBroker
 
             return AlpacaBroker.from_settings(s, read_secret=self.read_secret)
+        if s.broker == "ibkr":
+            from chalicelib.adapters.ibkr.broker import IbkrBroker
+
+            return IbkrBroker.from_settings(
+                s, self.read_secret, dynamodb_client=self.boto_session.client("dynamodb")
+            )
         if s.broker != "paper":
             raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
         from chalicelib.adapters.paper_broker import PaperBroker
@@ -347,6 +353,25 @@ def replay_market_data(settings: Settings) -> MarketData:
 
 # --- ibkr (issue 14) ---
 # (its additions go below, above the next section)
+
+
+def uses_ibkr(settings: Settings) -> bool:
+    """IBKR is the broker or the market data source: its session must be kept alive."""
+    return settings.broker == "ibkr" or getattr(settings, "data_source", "") == "ibkr"
+
+
+def ibkr_keep_alive(c: Container) -> dict[str, Any]:
+    """Tickle the shared IBKR session (app.py's schedule, the local worker's timer);
+    nothing when IBKR is not in use."""
+    if not uses_ibkr(c.settings):
+        return {"skipped": "ibkr not in use"}
+    from chalicelib.adapters.ibkr.session import IbkrError, StateTableLstCache, session_for
+
+    cache = StateTableLstCache(c.boto_session.client("dynamodb"), c.settings.state_table)
+    try:
+        return session_for(c.settings, c.read_secret, cache=cache).keep_alive()
+    except IbkrError as exc:
+        return {"error": exc.message}
 
 
 # --- tradestation (issue 14) ---

@@ -178,6 +178,7 @@ class FakeIbkr:
         self.material = oauth_material()
         self.examples = load_fixture("examples.json")
         self.lsts: dict[str, int] = {}  # valid LST -> expiry (ms)
+        self.issued_lsts: list[str] = []  # every LST ever issued (expired ones too)
         self.nonces: set[str] = set()
         self.lst_requests = 0
         self.brokerage_authenticated = False
@@ -232,6 +233,28 @@ class FakeIbkr:
             "signature_key_pem": m.signature_key_pem,
         }
         return IbkrCredentials(**(values | overrides))
+
+    def session(self, **kwargs: Any) -> Any:
+        """An `IbkrSession` of the real adapter signed in to this server."""
+        from chalicelib.adapters.ibkr.session import IbkrSession
+
+        credentials = kwargs.pop("credentials", None) or self.credentials()
+        return IbkrSession(credentials, account_id=self.account_id, base_url=self.url, **kwargs)
+
+    def settings_env(self) -> dict[str, str]:
+        """FLOWTRADER_IBKR_* for a `Settings` that points at this server."""
+        m = self.material
+        return {
+            "broker": "ibkr",
+            "ibkr_account_id": self.account_id,
+            "ibkr_base_url": self.url,
+            "ibkr_consumer_key": m.consumer_key,
+            "ibkr_access_token": m.access_token,
+            "ibkr_access_token_secret": m.access_token_secret,
+            "ibkr_dh_prime": m.dh_prime_hex,
+            "ibkr_encryption_key_pem": m.encryption_key_pem,
+            "ibkr_signature_key_pem": m.signature_key_pem,
+        }
 
     def expire_lst(self) -> None:
         """Every live session token stops working (as after 24 hours): 401 until renewed."""
@@ -326,6 +349,7 @@ class FakeIbkr:
         ).decode()
         expires = _now_ms() + LST_LIFETIME_MS
         self.lsts[lst] = expires
+        self.issued_lsts.append(lst)
         self.lst_requests += 1
         signature = hmac.new(base64.b64decode(lst), m.consumer_key.encode(), hashlib.sha1)
         return self._json(

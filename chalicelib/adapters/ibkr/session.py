@@ -168,6 +168,8 @@ def _error_text(exc: Exception) -> tuple[int | None, str]:
     if not isinstance(exc, ExternalBrokerError):
         return None, type(exc).__name__
     status = exc.status_code
+    if "no bridge" in str(exc):  # ibind re-raises IBKR's 400 "no bridge" without a status
+        return 400, "no bridge: the brokerage session is not open"
     if status is None:
         return None, "no answer from IBKR"
     # ibind: "<client>: response error <result> :: <status> :: <reason> :: <body>"

@@ -768,7 +768,10 @@ class FakeIbkr:
         if start_time:
             end = datetime.strptime(start_time, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
             end_ms = int(end.timestamp() * 1000)
-            rows = [r for r in rows if r["t"] <= end_ms]
+            unit = period[len(digits) :]
+            minutes = {"min": 1, "h": 60, "d": 1440, "w": 10080, "m": 43200, "y": 525600}[unit]
+            begin_ms = end_ms - int(digits) * minutes * 60_000
+            rows = [r for r in rows if begin_ms < r["t"] <= end_ms]  # the period back from it
         answer = copy.deepcopy(self.examples["history"])
         answer |= {"symbol": symbol, "data": rows, "points": max(len(rows) - 1, 0)}
         answer |= {"timePeriod": period, "barLength": 60}

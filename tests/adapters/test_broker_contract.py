@@ -111,12 +111,11 @@ def _alpaca_venue(fake: FakeAlpaca) -> Venue:
 def _ibkr_venue(fake: FakeIbkr) -> Venue:
     """The real ibind client over OAuth 1.0a against tests/fakes/ibkr_server.py."""
     from chalicelib.adapters.ibkr.broker import IbkrBroker
-    from chalicelib.adapters.ibkr.session import IbkrSession
 
     fake.prices["AAPL"] = 100.0
     fake.prices["MSFT"] = 400.0
-    session = IbkrSession(fake.credentials(), account_id=fake.account_id, base_url=fake.url)
-    broker = IbkrBroker(session, wait_s=0, sleep=lambda _: None)
+    # IBKR paces live orders to one read in 5 s: the session waits on the fake's clock
+    broker = IbkrBroker(fake.session(), wait_s=0, sleep=lambda _: None)
 
     def fail(op: str) -> None:  # reads are retried in the adapter (3 tries); POSTs are not
         if op == "list":

@@ -125,6 +125,7 @@ def test_an_order_from_an_earlier_session_is_found_in_the_executions(fake):
     b = broker(fake)
     first = b.place_order(intent())
     fake.orders.clear()  # a new brokerage session lists only its own orders
+    fake.clock.advance(5)
 
     found = b.get_order_by_client_id("ft-a1-open")
     again = b.place_order(intent())

@@ -196,3 +196,61 @@ def test_the_tickle_schedule_keeps_the_ibkr_session(aws, fake):
 
     assert bootstrap.ibkr_keep_alive(container) == {"authenticated": True, "competing": False}
     assert fake.tickles == 1
+
+
+# IBKR's pacing: "/iserver/account/orders GET 1 req/5 secs", "/iserver/account/trades GET
+# 1 req/5 secs", a global 10 requests a second; over it, 429 and "a penalty box for 10
+# minutes" (https://www.interactivebrokers.com/campus/ibkr-api-page/webapi-doc/#pacing-limitations).
+
+
+def live_order_reads(fake: FakeIbkr) -> int:
+    return len([r for r in fake.requests if r["path"] == "iserver/account/orders"])
+
+
+def test_a_second_live_orders_read_within_5_s_is_the_first_answer(fake):
+    session = fake.session()
+    session.ensure_ready()
+    reads = live_order_reads(fake)
+
+    first = session.call("GET", "iserver/account/orders")
+    second = session.call("GET", "iserver/account/orders")
+
+    assert second == first
+    assert live_order_reads(fake) == reads + 1
+
+
+def test_a_live_orders_read_after_an_order_waits_and_asks_ibkr(fake):
+    session = fake.session()
+    session.call("GET", "iserver/account/orders")
+    fake.clock.slept.clear()
+    body = {"orders": [{"conid": 265598, "orderType": "LMT", "price": 50.0, "side": "BUY"}]}
+    body["orders"][0] |= {"quantity": 1, "tif": "DAY", "cOID": "ft-paced"}
+    session.call("POST", f"iserver/account/{fake.account_id}/orders", body=body)
+
+    after = session.call("GET", "iserver/account/orders")
+
+    assert [o["order_ref"] for o in after["orders"]] == ["ft-paced"]
+    assert fake.clock.slept == [pytest.approx(5.0)]
+
+
+def test_the_pre_flight_answer_is_never_served_to_a_lookup(fake):
+    session = fake.session()
+    session.ensure_ready()  # its live-orders read answers empty
+    fake.orders[1] = {"orderId": 1, "order_ref": "x", "status": "Submitted"}
+
+    assert [o["order_ref"] for o in session.call("GET", "iserver/account/orders")["orders"]] == [
+        "x"
+    ]
+
+
+def test_more_than_10_requests_in_a_second_wait_for_the_window():
+    from chalicelib.adapters.ibkr.session import Pacer
+    from tests.fakes.ibkr_server import VirtualClock
+
+    clock = VirtualClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+
+    for _ in range(11):
+        pacer.acquire("GET", "portfolio/DU1/summary")
+
+    assert clock.slept == [pytest.approx(1.0)]

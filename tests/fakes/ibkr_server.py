@@ -150,6 +150,25 @@ def _parse_authorization(header: str) -> dict[str, str]:
     return params
 
 
+class VirtualClock:
+    """Time for the adapter's pacer: it only moves when the pacer sleeps or the market
+    (`FakeIbkr.fill`, `advance`) says so, so IBKR's 5-second pacing costs the tests nothing."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def _base_string(method: str, url: str, params: dict[str, str]) -> str:
     pairs = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
     return "&".join([method, quote_plus(url), quote_plus(pairs)])
@@ -176,6 +195,7 @@ class FakeIbkr:
         self.account_id = account_id
         self.paper = paper
         self.material = oauth_material()
+        self.clock = VirtualClock()
         self.examples = load_fixture("examples.json")
         self.lsts: dict[str, int] = {}  # valid LST -> expiry (ms)
         self.issued_lsts: list[str] = []  # every LST ever issued (expired ones too)
@@ -236,9 +256,10 @@ class FakeIbkr:
 
     def session(self, **kwargs: Any) -> Any:
         """An `IbkrSession` of the real adapter signed in to this server."""
-        from chalicelib.adapters.ibkr.session import IbkrSession
+        from chalicelib.adapters.ibkr.session import IbkrSession, Pacer
 
         credentials = kwargs.pop("credentials", None) or self.credentials()
+        kwargs.setdefault("pacer", Pacer(clock=self.clock, sleep=self.clock.sleep))
         return IbkrSession(credentials, account_id=self.account_id, base_url=self.url, **kwargs)
 
     def settings_env(self) -> dict[str, str]:
@@ -298,6 +319,7 @@ class FakeIbkr:
             if order["status"] not in WORKING:
                 raise ValueError(f"order {order_id} is {order['status']}")
             self._fill_at(order, price)
+            self.clock.advance(5.0)  # the market took its time: cached answers are stale
 
     # --- OAuth --------------------------------------------------------------------------
 
@@ -435,6 +457,8 @@ class FakeIbkr:
             return self._reply(path.rsplit("/", 1)[-1], body)
         if path.startswith(f"iserver/account/{self.account_id}/order/") and method == "DELETE":
             return self._cancel(path.rsplit("/", 1)[-1])
+        if path.startswith("iserver/account/order/status/") and method == "GET":
+            return self._order_status(path.rsplit("/", 1)[-1])
         if path == "iserver/account/trades" and method == "GET":
             return self._json(copy.deepcopy(self.trades))
         if path == f"portfolio/{self.account_id}/positions/invalidate" and method == "POST":
@@ -563,7 +587,6 @@ class FakeIbkr:
     def _place(self, tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_coid: dict[str, dict[str, Any]] = {}
         oca = f"oca-{self._next_id}" if any(t.get("isSingleGroup") for t in tickets) else None
-        answers = []
         for ticket in tickets:
             self._next_id += 1
             symbol = self._symbol_of(int(ticket["conid"])) or ""
@@ -600,17 +623,13 @@ class FakeIbkr:
                 record["_oca"] = f"bracket-{parent['orderId']}"
             self.orders[record["orderId"]] = record
             by_coid[record["order_ref"]] = record
-            answers.append(
-                {
-                    "order_id": str(record["orderId"]),
-                    "order_status": record["status"],
-                    "encrypt_message": "1",
-                }
-            )
         for record in by_coid.values():
             if record["origOrderType"] == "MARKET" and record["ticker"] in self.prices:
                 self._fill_at(record, self.prices[record["ticker"]])
-        return answers
+        return [
+            {"order_id": str(r["orderId"]), "order_status": r["status"], "encrypt_message": "1"}
+            for r in by_coid.values()
+        ]
 
     def _fill_at(self, order: dict[str, Any], price: float) -> None:
         qty = float(order["totalSize"])
@@ -655,6 +674,29 @@ class FakeIbkr:
                 same_group = other is not order and other.get("_oca") == order["_oca"]
                 if same_group and other["status"] in WORKING:
                     other["status"] = "Cancelled"
+
+    def _order_status(self, order_id: str) -> Response:
+        """`GET /iserver/account/order/status/{orderId}` in the spec's orderStatusExample
+        shape (a few of its fields)."""
+        order = self.orders.get(int(order_id)) if order_id.isdigit() else None
+        if order is None:
+            return self._json({"error": f"OrderID {order_id} doesn't exist"}, 503)
+        return self._json(
+            {
+                "account": self.account_id,
+                "conid": int(order["conid"]),
+                "symbol": order["ticker"],
+                "order_id": order["orderId"],
+                "order_status": order["status"],
+                "order_type": order["origOrderType"],
+                "side": "B" if order["side"] == "BUY" else "S",
+                "total_size": order["totalSize"],
+                "cum_fill": order["filledQuantity"],
+                "average_price": order["avgPrice"],
+                "sec_type": "STK",
+                "tif": order["timeInForce"],
+            }
+        )
 
     def _cancel(self, order_id: str) -> Response:
         order = self.orders.get(int(order_id)) if order_id.isdigit() else None

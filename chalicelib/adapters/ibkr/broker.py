@@ -28,11 +28,13 @@ from chalicelib.adapters.ibkr.orders import (
     INVALID,
     OPEN,
     ReplyPolicy,
+    apply_status,
     build_tickets,
     foreign_reason,
     group_orders,
     is_oco,
     order_from_trades,
+    orders_from_answer,
     parse_live_order,
 )
 from chalicelib.adapters.ibkr.session import IbkrError, IbkrSession
@@ -150,7 +152,7 @@ class IbkrBroker:
             answer = self._session.call(
                 "POST", f"iserver/account/{self._account}/orders", body=body
             )
-            self._through_questions(answer)
+            answer_list = self._through_questions(answer)
         except IbkrError as exc:
             if exc.status == 200 and any(d in exc.message.lower() for d in _DUPLICATE):
                 found = self.get_order_by_client_id(cid)
@@ -167,10 +169,7 @@ class IbkrBroker:
                 log.info("ibkr: %s was placed despite the error", cid)
                 return found
             raise BrokerUnavailable(f"IBKR did not confirm order {cid}: {exc}") from exc
-        found = self.get_order_by_client_id(cid)
-        if found is None:
-            raise BrokerUnavailable(f"IBKR accepted {cid} but does not list it yet")
-        return found
+        return self._acknowledged(intent, body["orders"], answer_list)
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         """The live orders of the session first, then the last 7 days of executions."""
@@ -306,7 +305,29 @@ class IbkrBroker:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _through_questions(self, answer: Any) -> None:
+    def _acknowledged(
+        self, intent: OrderIntent, tickets: list[dict[str, Any]], answer: list[dict[str, Any]]
+    ) -> Order:
+        """Our order from IBKR's acknowledgement, its fill read from the order status."""
+        cid = intent.client_order_id
+        try:
+            flat = orders_from_answer(tickets, answer)
+        except (ValueError, KeyError) as exc:
+            log.info("ibkr: %s acknowledged in an unexpected shape (%s); looking it up", cid, exc)
+            found = self.get_order_by_client_id(cid)
+            if found is None:
+                raise BrokerUnavailable(f"IBKR accepted {cid} but does not list it yet") from exc
+            return found
+        flat = [o.model_copy(update={"symbol": intent.symbol}) for o in flat]
+        head = flat[0]
+        try:
+            raw = self._session.call("GET", f"iserver/account/order/status/{head.broker_order_id}")
+            flat[0] = apply_status(head, raw or {})
+        except IbkrError as exc:  # the order exists; its fill shows at the next sync
+            log.info("ibkr: status of %s not read (%s)", head.broker_order_id, exc)
+        return group_orders(flat)[0]
+
+    def _through_questions(self, answer: Any) -> list[dict[str, Any]]:
         """Follow IBKR's answer until the order is acknowledged (a list of `order_id`s);
         each question is confirmed or refused by the policy."""
         for _ in range(MAX_QUESTIONS):
@@ -320,7 +341,7 @@ class IbkrBroker:
             question = next((a for a in answer if a.get("id") and a.get("message")), None)
             if question is None:
                 if all(a.get("order_id") for a in answer):
-                    return
+                    return answer
                 raise IbkrError(None, "IBKR's order answer names no order id")
             ids = [str(i) for i in question.get("messageIds") or []]
             messages = [str(m) for m in question.get("message") or []]

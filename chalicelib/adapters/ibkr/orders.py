@@ -318,3 +318,53 @@ def order_from_trades(client_order_id: str, trades: list[dict[str, Any]]) -> Ord
         filled_avg_price=notional / qty if qty else None,
         filled_at=max(times) if times else None,
     )
+
+
+def orders_from_answer(tickets: list[dict[str, Any]], answer: list[dict[str, Any]]) -> list[Order]:
+    """The acknowledged orders, flat, from our tickets and IBKR's answer ("Indicies of the
+    ... objects in this array correspond to the indicies of the order tickets in the
+    submission request's array", spec): no read of the live orders, which IBKR paces to one
+    every 5 seconds. Fill prices come from the order status (`apply_status`)."""
+    if len(answer) != len(tickets):
+        raise ValueError("IBKR's answer does not match the tickets")
+    orders = []
+    for ticket, ack in zip(tickets, answer, strict=True):
+        kind = _READ_TYPES[str(ticket["orderType"]).replace("_", "")]
+        price, aux = ticket.get("price"), ticket.get("auxPrice")
+        orders.append(
+            Order(
+                broker_order_id=str(ack["order_id"]),
+                client_order_id=str(ticket["cOID"]),
+                symbol="",
+                side=Side.BUY if ticket["side"] == "BUY" else Side.SELL,
+                qty=float(ticket["quantity"]),
+                order_type=kind,
+                status=_STATUS.get(str(ack.get("order_status") or "").lower(), OrderStatus.PENDING),
+                limit_price=price if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+                stop_price=(
+                    price
+                    if kind is OrderType.STOP
+                    else aux
+                    if kind is OrderType.STOP_LIMIT
+                    else None
+                ),
+            )
+        )
+    return orders
+
+
+def apply_status(order: Order, raw: dict[str, Any]) -> Order:
+    """An acknowledged order updated from `GET /iserver/account/order/status/{orderId}`
+    (`order_status`, `cum_fill`, `average_price`)."""
+    filled = _num(raw.get("cum_fill")) or 0.0
+    status = _STATUS.get(str(raw.get("order_status") or "").lower().replace(" ", ""), order.status)
+    if status in (OrderStatus.NEW, OrderStatus.ACCEPTED) and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    return order.model_copy(
+        update={
+            "status": status,
+            "filled_qty": filled,
+            "filled_avg_price": _num(raw.get("average_price")) if filled else None,
+            "filled_at": datetime.now(UTC) if status is OrderStatus.FILLED else None,
+        }
+    )

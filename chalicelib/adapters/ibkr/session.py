@@ -183,8 +183,72 @@ def _error_text(exc: Exception) -> tuple[int | None, str]:
     return status, body[:200]
 
 
+# IBKR's pacing ("Pacing Limitations", https://www.interactivebrokers.com/campus/ibkr-api-page/webapi-doc/#pacing-limitations):
+# 10 requests a second overall; per endpoint, among others, live orders, trades, the
+# partitioned P/L and /portfolio/accounts once every 5 seconds, snapshots 10 a second. Over
+# the limit IBKR answers 429 and may put the IP "in a penalty box for 10 minutes".
+GLOBAL_PER_SECOND = 10
+PACED_GETS_S = {
+    "iserver/account/orders": 5.0,
+    "iserver/account/trades": 5.0,
+    "iserver/account/pnl/partitioned": 5.0,
+    "portfolio/accounts": 5.0,
+    "portfolio/subaccounts": 5.0,
+}
+# What changes orders: a cached live-orders or trades answer is stale after any of these.
+_ORDER_WRITES = ("iserver/account/", "iserver/reply/")
+
+
+class Pacer:
+    """Keeps one process under IBKR's pacing: waits (with `sleep`) before a request that
+    would break a limit, rather than earning a 429 and the penalty box. `clock` and `sleep`
+    are injectable so tests run on virtual time."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self._last: dict[str, float] = {}
+        self._recent: list[float] = []
+        self._lock = threading.Lock()
+        self.waited_s = 0.0  # total time spent waiting (tests and logs read it)
+
+    def acquire(self, method: str, path: str) -> None:
+        with self._lock:
+            interval = PACED_GETS_S.get(path, 0.0) if method == "GET" else 0.0
+            last = self._last.get(path)
+            wait = 0.0
+            if interval and last is not None:
+                wait = max(wait, last + interval - self.clock())
+            window = [t for t in self._recent if t > self.clock() - 1.0]
+            if len(window) >= GLOBAL_PER_SECOND:
+                wait = max(wait, window[-GLOBAL_PER_SECOND] + 1.0 - self.clock())
+            if wait > 0:
+                self.waited_s += wait
+                self.sleep(wait)
+            now = self.clock()
+            self._recent = [*window, now][-GLOBAL_PER_SECOND:]
+            if interval:
+                self._last[path] = now
+
+    def age(self, path: str) -> float | None:
+        """Seconds since the last paced GET of `path` (None: never)."""
+        last = self._last.get(path)
+        return None if last is None else self.clock() - last
+
+
 class IbkrSession:
-    """One OAuth session: a signed ibind client, its LST, the brokerage session."""
+    """One OAuth session: a signed ibind client, its LST, the brokerage session.
+
+    Reads of the 5-second endpoints (live orders, trades) are answered from the last answer
+    while it is younger than the pacing interval *and* nothing was written since (an order,
+    a reply, a cancel); any read after a write waits for the interval and asks IBKR again,
+    so a lookup before a retry always sees IBKR's current answer.
+    """
 
     def __init__(
         self,
@@ -197,6 +261,7 @@ class IbkrSession:
         compete: bool = True,
         paper: bool = True,
         clock: Callable[[], float] = time.time,
+        pacer: Pacer | None = None,
     ) -> None:
         missing = credentials.missing()
         if missing or not account_id:
@@ -214,6 +279,8 @@ class IbkrSession:
         self._compete = compete
         self._paper = paper
         self._clock = clock
+        self.pacer = pacer or Pacer()
+        self._cached: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()
         self._client: Any = None
         self._ready = False
@@ -273,6 +340,7 @@ class IbkrSession:
             self._check_account(accounts)
             self._send("GET", "portfolio/accounts", None, None)
             self._send("GET", "iserver/account/orders", None, None)  # the pre-flight read
+            self._cached.clear()  # its answer may be empty: never serve it to a lookup
             self._ready = True
 
     # --- internals ----------------------------------------------------------------------
@@ -317,6 +385,23 @@ class IbkrSession:
             raise IbkrError(None, f"IBKR OAuth configuration refused: {exc}") from exc
 
     def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None
+    ) -> Any:
+        paced = method == "GET" and path in PACED_GETS_S
+        key = (path, json.dumps(params or {}, sort_keys=True))
+        if paced and key in self._cached:
+            age = self.pacer.age(path)
+            if age is not None and age < PACED_GETS_S[path]:
+                return self._cached[key]
+        if method != "GET" and path.startswith(_ORDER_WRITES):
+            self._cached.clear()
+        self.pacer.acquire(method, path)
+        data = self._request(method, path, params, body)
+        if paced:
+            self._cached[key] = data
+        return data
+
+    def _request(
         self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None
     ) -> Any:
         kwargs: dict[str, Any] = {}

@@ -254,3 +254,21 @@ def test_more_than_10_requests_in_a_second_wait_for_the_window():
         pacer.acquire("GET", "portfolio/DU1/summary")
 
     assert clock.slept == [pytest.approx(1.0)]
+
+
+def test_app_and_the_ibkr_adapters_import_without_ibind():
+    """ibind (and pycryptodome) load only when a session is built: a cold Lambda that never
+    talks to IBKR pays nothing for them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, app, chalicelib.adapters.ibkr.broker, chalicelib.adapters.ibkr.market_data; "
+        "print(sorted(m for m in ('ibind', 'Crypto') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

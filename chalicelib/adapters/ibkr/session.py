@@ -532,6 +532,7 @@ def session_for(
     read_secret: Callable[[str], dict[str, Any]] | None = None,
     *,
     cache: LstCache | None = None,
+    pacer: Pacer | None = None,
 ) -> IbkrSession:
     """The process's one session for this account: the broker, the market data and the
     tickle share it (IBKR allows one brokerage session per username)."""
@@ -548,6 +549,7 @@ def session_for(
                 cache=cache,
                 compete=settings.ibkr_compete,
                 paper=settings.ibkr_paper,
+                pacer=pacer,
             )
             if not settings.ibkr_paper:
                 log.warning("ibkr: LIVE account; orders go to real money")

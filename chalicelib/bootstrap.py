@@ -151,8 +151,8 @@ class Container:
 
     @cached_property
     def broker(self) -> Broker:
-        """The order venue `settings.broker` names: paper (simulated in the state table) or
-        alpaca (paper or live account by `alpaca_paper`)."""
+        """The order venue `settings.broker` names: paper (simulated in the state table),
+        alpaca (paper or live account by `alpaca_paper`) or ibkr (by `ibkr_paper`)."""
         s = self.settings
         if s.broker == "alpaca":
             from chalicelib.adapters.alpaca import AlpacaBroker
@@ -165,7 +165,7 @@ class Container:
                 s, self.read_secret, dynamodb_client=self.boto_session.client("dynamodb")
             )
         if s.broker != "paper":
-            raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
+            raise ValueError(f"unknown broker {s.broker!r}; use paper, alpaca or ibkr")
         from chalicelib.adapters.paper_broker import PaperBroker
 
         return PaperBroker(
@@ -360,10 +360,18 @@ def uses_ibkr(settings: Settings) -> bool:
     return settings.broker == "ibkr" or getattr(settings, "data_source", "") == "ibkr"
 
 
+def _switched_to_ibkr(c: Container) -> bool:
+    """The data source switched to ibkr at run time (`PUT /api/settings`)."""
+    try:
+        return c.current_data_source() == "ibkr"
+    except Exception:  # the state table unreachable: the deployment's setting decides
+        return False
+
+
 def ibkr_keep_alive(c: Container) -> dict[str, Any]:
     """Tickle the shared IBKR session (app.py's schedule, the local worker's timer);
     nothing when IBKR is not in use."""
-    if not uses_ibkr(c.settings):
+    if not (uses_ibkr(c.settings) or _switched_to_ibkr(c)):
         return {"skipped": "ibkr not in use"}
     from chalicelib.adapters.ibkr.session import IbkrError, StateTableLstCache, session_for
 

@@ -185,7 +185,7 @@ def test_the_token_cache_in_the_state_table_survives_a_new_process(aws, fake):
     assert cold.client.live_session_token in fake.lsts
 
 
-def test_the_tickle_schedule_does_nothing_unless_ibkr_is_in_use():
+def test_the_tickle_schedule_does_nothing_unless_ibkr_is_in_use(aws):
     container = bootstrap.Container(Settings(broker="paper"))
 
     assert bootstrap.ibkr_keep_alive(container) == {"skipped": "ibkr not in use"}

@@ -268,3 +268,29 @@ def test_secrets_never_reach_a_log_line_or_an_error(fake, caplog):
     text = caplog.text + str(err.value)
     assert all(secret not in text for secret in secrets)
     assert fake.material.consumer_key not in text
+
+
+def test_a_reject_prompt_is_a_rejection_with_ibkrs_text(fake):
+    fake.prompt_next = True  # the spec's advancedOrderRejectPromptExample (p12)
+
+    with pytest.raises(BrokerRejected) as err:
+        broker(fake).place_order(intent())
+
+    assert err.value.code == "p12"
+    assert "price management algo" in err.value.reason
+    assert "not immediately executable" in err.value.reason
+
+
+def test_a_cancel_waits_until_ibkr_reports_it_cancelled(fake):
+    b = broker(fake)
+    resting = b.place_order(intent(order_type=OrderType.LIMIT, limit_price=90.0))
+    fake.cancel_latency = 2
+    before = len(fake.requests)
+
+    b.cancel_order(resting.broker_order_id)
+
+    assert fake.orders[int(resting.broker_order_id)]["status"] == "Cancelled"
+    status_reads = [
+        r for r in fake.requests[before:] if r["path"].startswith("iserver/account/order/status/")
+    ]
+    assert len(status_reads) == 3  # two PendingCancel answers, then Cancelled

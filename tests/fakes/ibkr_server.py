@@ -35,6 +35,8 @@ Questions: a market order is asked `o10151` (IBKR's market order warning) unless
 submission. `POST /iserver/reply/{id}` with `confirmed: true` proceeds, `false` discards
 ("Order not confirmed"). Executions go to `/iserver/account/trades` with `order_ref`.
 
+`prompt_next` answers the next submission with the spec's `advancedOrderRejectPromptExample`
+(p12); `cancel_latency` keeps a cancelled order `PendingCancel` for that many status reads.
 Fault injection (`inject`) and `requests` (method, path, query, body) as in the Alpaca fake.
 """
 
@@ -209,6 +211,9 @@ class FakeIbkr:
         self._snapshot_warm: set[int] = set()
         self.snapshot_warmup = True
         self.ask_market_warning = True
+        self.prompt_next = False  # answer the next submission with the spec's p12 prompt
+        self.cancel_latency = 0  # status reads that still show PendingCancel after a cancel
+        self._pending_cancels: dict[int, int] = {}
         self.prices: dict[str, float] = {}
         self.quotes: dict[str, dict[str, float]] = {}  # symbol -> bid/ask/sizes
         self.bars: dict[str, list[dict[str, Any]]] = {}  # symbol -> history `data` rows
@@ -551,6 +556,11 @@ class FakeIbkr:
         refusal = self._refuse_order(tickets)
         if refusal:
             return self._json({"error": refusal})
+        if self.prompt_next:
+            self.prompt_next = False
+            return self._json(
+                self.examples["order_submit"]["advancedOrderRejectPromptExample"]["value"]
+            )
         queued = list(self.questions)
         self.questions.clear()
         if self.ask_market_warning and tickets[0]["orderType"] == "MKT":
@@ -681,6 +691,13 @@ class FakeIbkr:
         order = self.orders.get(int(order_id)) if order_id.isdigit() else None
         if order is None:
             return self._json({"error": f"OrderID {order_id} doesn't exist"}, 503)
+        left = self._pending_cancels.get(order["orderId"])
+        if left is not None:
+            if left <= 0:
+                order["status"] = "Cancelled"
+                del self._pending_cancels[order["orderId"]]
+            else:
+                self._pending_cancels[order["orderId"]] = left - 1
         return self._json(
             {
                 "account": self.account_id,
@@ -702,7 +719,9 @@ class FakeIbkr:
         order = self.orders.get(int(order_id)) if order_id.isdigit() else None
         if order is None or order["status"] not in WORKING:
             return self._json({"error": f"OrderID {order_id} doesn't exist"})
-        order["status"] = "Cancelled"
+        order["status"] = "PendingCancel" if self.cancel_latency else "Cancelled"
+        if self.cancel_latency:
+            self._pending_cancels[order["orderId"]] = self.cancel_latency
         for child in self.orders.values():
             if child.get("parentId") == order["orderId"] and child["status"] in WORKING:
                 child["status"] = "Cancelled"

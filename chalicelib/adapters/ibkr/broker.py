@@ -50,6 +50,8 @@ MAX_QUESTIONS = 10  # replies per submission before giving up (ibind allows 20)
 POSITIONS_PAGE = 100  # "Max 100 positions returned per page" (spec)
 TRADE_DAYS = "7"  # "up to a maximum of 7" days of executions (spec)
 _DUPLICATE = ("already registered", "local order id", "duplicate")
+WORKING_STATUSES = frozenset({"inactive", "pendingsubmit", "presubmitted", "submitted"})
+WORKING_STATUSES |= {"pendingcancel", "warnstate"}
 
 
 def reject_reason(status: int | None, message: str) -> str:
@@ -202,8 +204,7 @@ class IbkrBroker:
             raise BrokerRejected(reject_reason(exc.status, exc.message), code=INVALID) from exc
         delay, waited = 0.05, 0.0
         while True:
-            now = self._flat_order(broker_order_id)
-            if now is None or now.status not in OPEN:
+            if not self._still_working(broker_order_id):
                 return
             if waited >= self._cancel_settle_s:
                 log.warning(
@@ -213,6 +214,17 @@ class IbkrBroker:
             self._sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
+
+    def _still_working(self, broker_order_id: str) -> bool:
+        """The order's state from `GET /iserver/account/order/status/{orderId}` (not paced
+        like the live orders, so a cancel can be watched closely)."""
+        try:
+            raw = self._session.call("GET", f"iserver/account/order/status/{broker_order_id}")
+        except IbkrError as exc:
+            log.info("ibkr: status of %s not read (%s)", broker_order_id, exc)
+            return False
+        status = str((raw or {}).get("order_status") or "").lower().replace(" ", "")
+        return status in WORKING_STATUSES
 
     def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]:
         """The session's orders flowtrader trades, newest first, legs nested."""

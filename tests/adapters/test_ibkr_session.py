@@ -272,3 +272,31 @@ def test_app_and_the_ibkr_adapters_import_without_ibind():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_401_takes_the_token_another_process_renewed_before_making_one(fake):
+    cache = MemoryLstCache()
+    mine = fake.session(cache=cache)
+    mine.ensure_ready()
+    other = fake.session(cache=cache)
+    other.ensure_ready()
+    fake.expire_lst()
+    other.call("GET", "iserver/account/trades")  # the other Lambda renews first
+    renewed = cache.value[0]
+
+    mine.call("GET", "portfolio/accounts")
+
+    assert mine.client.live_session_token == renewed
+    assert fake.lst_requests == 2
+
+
+def test_a_cached_token_ibkr_no_longer_takes_is_renewed_at_start(fake):
+    cache = MemoryLstCache()
+    fake.session(cache=cache).ensure_ready()
+    fake.expire_lst()
+
+    cold = fake.session(cache=cache)
+    cold.ensure_ready()
+
+    assert fake.lst_requests == 2
+    assert cold.client.live_session_token in fake.lsts

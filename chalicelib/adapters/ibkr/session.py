@@ -306,8 +306,7 @@ class IbkrSession:
         except IbkrError as exc:
             if exc.status == 401:
                 log.info("ibkr: 401 on %s %s; renewing the live session token", method, path)
-                with self._lock:
-                    self._new_lst()
+                self._renew_after_401()
                 return self._send(method, path, params, body)
             if exc.status == 400 and "no bridge" in exc.message.lower():
                 with self._lock:
@@ -333,7 +332,13 @@ class IbkrSession:
             if self._ready:
                 return
             self._load_or_new_lst()
-            status = self._send("POST", "iserver/auth/status", None, None) or {}
+            try:
+                status = self._send("POST", "iserver/auth/status", None, None) or {}
+            except IbkrError as exc:
+                if exc.status != 401:
+                    raise
+                self._renew_after_401()  # the cached token was no longer good at IBKR
+                status = self._send("POST", "iserver/auth/status", None, None) or {}
             if not status.get("authenticated"):
                 self._open_brokerage_session()
             accounts = self._send("GET", "iserver/accounts", None, None) or {}
@@ -428,6 +433,20 @@ class IbkrSession:
             self.client.live_session_token_expires_ms = cached[1]
             return
         self._new_lst()
+
+    def _renew_after_401(self) -> None:
+        """Another process may have renewed the token already (the state table holds the
+        newest): take that one when it differs from ours, else make a new one. Concurrent
+        Lambdas so converge on one token instead of taking turns invalidating each other's."""
+        with self._lock:
+            cached = self._cache.load()
+            now_ms = int(self._clock() * 1000)
+            mine = getattr(self.client, "live_session_token", None)
+            if cached and cached[0] != mine and cached[1] - now_ms > LST_RENEW_MARGIN_MS:
+                self.client.live_session_token = cached[0]
+                self.client.live_session_token_expires_ms = cached[1]
+                return
+            self._new_lst()
 
     def _new_lst(self) -> None:
         from ibind.oauth.oauth1a import validate_live_session_token

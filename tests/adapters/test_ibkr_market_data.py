@@ -171,3 +171,14 @@ def test_the_constructor_says_what_is_missing():
     forget_sessions()
     with pytest.raises(MarketDataUnavailable, match="consumer_key"):
         ibkr_market_data(Settings(ibkr_account_id="DU1"))
+
+
+def test_the_container_serves_ibkr_as_a_data_source(fake):
+    from chalicelib.bootstrap import Container
+
+    container = Container(Settings(**(fake.settings_env() | {"broker": "paper"})))
+
+    md = container.market_data("ibkr")
+
+    assert md.name == "ibkr"
+    assert md.latest_price("AAPL") == pytest.approx(193.18)

@@ -5,3 +5,7 @@
 `Broker` port, `market_data` the `MarketData` port. ibind is imported only when a session
 is built, never at import time. User guide: docs/brokers/ibkr.md.
 """
+
+from chalicelib.adapters.ibkr.market_data import ibkr_market_data
+
+__all__ = ["ibkr_market_data"]

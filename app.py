@@ -406,5 +406,15 @@ def get_bars() -> Response:
 # (its additions go below, above the next section)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def ibkr_tickle(event: Any) -> dict[str, Any]:
+    """Keep the IBKR brokerage session alive (IBKR expects `/tickle` about every 60 s);
+    returns at once when IBKR is neither the broker nor the data source."""
+    result = bootstrap.ibkr_keep_alive(bootstrap.container())
+    if "error" in result:
+        app.log.warning("ibkr tickle: %s", result["error"])
+    return result
+
+
 # --- tradestation (issue 14) ---
 # (its additions go below, above the next section)

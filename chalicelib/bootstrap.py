@@ -151,15 +151,21 @@ class Container:
 
     @cached_property
     def broker(self) -> Broker:
-        """The order venue `settings.broker` names: paper (simulated in the state table) or
-        alpaca (paper or live account by `alpaca_paper`)."""
+        """The order venue `settings.broker` names: paper (simulated in the state table),
+        alpaca (paper or live account by `alpaca_paper`) or ibkr (by `ibkr_paper`)."""
         s = self.settings
         if s.broker == "alpaca":
             from chalicelib.adapters.alpaca import AlpacaBroker
 
             return AlpacaBroker.from_settings(s, read_secret=self.read_secret)
+        if s.broker == "ibkr":
+            from chalicelib.adapters.ibkr.broker import IbkrBroker
+
+            return IbkrBroker.from_settings(
+                s, self.read_secret, dynamodb_client=self.boto_session.client("dynamodb")
+            )
         if s.broker != "paper":
-            raise ValueError(f"unknown broker {s.broker!r}; use paper or alpaca")
+            raise ValueError(f"unknown broker {s.broker!r}; use paper, alpaca or ibkr")
         from chalicelib.adapters.paper_broker import PaperBroker
 
         return PaperBroker(
@@ -347,6 +353,33 @@ def replay_market_data(settings: Settings) -> MarketData:
 
 # --- ibkr (issue 14) ---
 # (its additions go below, above the next section)
+
+
+def uses_ibkr(settings: Settings) -> bool:
+    """IBKR is the broker or the market data source: its session must be kept alive."""
+    return settings.broker == "ibkr" or getattr(settings, "data_source", "") == "ibkr"
+
+
+def _switched_to_ibkr(c: Container) -> bool:
+    """The data source switched to ibkr at run time (`PUT /api/settings`)."""
+    try:
+        return c.current_data_source() == "ibkr"
+    except Exception:  # the state table unreachable: the deployment's setting decides
+        return False
+
+
+def ibkr_keep_alive(c: Container) -> dict[str, Any]:
+    """Tickle the shared IBKR session (app.py's schedule, the local worker's timer);
+    nothing when IBKR is not in use."""
+    if not (uses_ibkr(c.settings) or _switched_to_ibkr(c)):
+        return {"skipped": "ibkr not in use"}
+    from chalicelib.adapters.ibkr.session import IbkrError, StateTableLstCache, session_for
+
+    cache = StateTableLstCache(c.boto_session.client("dynamodb"), c.settings.state_table)
+    try:
+        return session_for(c.settings, c.read_secret, cache=cache).keep_alive()
+    except IbkrError as exc:
+        return {"error": exc.message}
 
 
 # --- tradestation (issue 14) ---

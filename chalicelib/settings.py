@@ -241,6 +241,63 @@ class Settings(BaseSettings):
 
     # --- ibkr (issue 14) ---
     # (its fields go below, above the next section)
+    # (adapters/ibkr/; docs/brokers/ibkr.md) OAuth material from IBKR's Self Service portal.
+    ibkr_account_id: str = Field("", description="IBKR account id orders clear to (U… or DU…).")
+    ibkr_paper: bool = Field(
+        True,
+        description="IBKR paper account (true) or live (false); must match the consumer key's "
+        "login (checked against /iserver/accounts).",
+    )
+    ibkr_base_url: str = Field(
+        "https://api.ibkr.com/v1/api/",
+        description="Client Portal Web API base URL (tests point it at a local fake).",
+    )
+    ibkr_consumer_key: SecretStr = Field(
+        SecretStr(""), description="IBKR OAuth consumer key (9 characters)."
+    )
+    ibkr_access_token: SecretStr = Field(SecretStr(""), description="IBKR OAuth access token.")
+    ibkr_access_token_secret: SecretStr = Field(
+        SecretStr(""), description="IBKR OAuth access token secret (base64, as issued)."
+    )
+    ibkr_dh_prime: str = Field(
+        "", description="Diffie-Hellman prime (hex) from the consumer's dhparam.pem."
+    )
+    ibkr_encryption_key_path: str = Field(
+        "", description="Path of the private encryption key PEM (or use the _pem setting)."
+    )
+    ibkr_signature_key_path: str = Field(
+        "", description="Path of the private signature key PEM (or use the _pem setting)."
+    )
+    ibkr_encryption_key_pem: SecretStr = Field(
+        SecretStr(""), description="Private encryption key PEM text (from the secret)."
+    )
+    ibkr_signature_key_pem: SecretStr = Field(
+        SecretStr(""), description="Private signature key PEM text (from the secret)."
+    )
+    ibkr_secret_id: str = Field(
+        "",
+        description="Secrets Manager secret with the IBKR_* OAuth values, read when they are "
+        "not set (besides secrets_arn, whose keys fill these settings too).",
+    )
+    ibkr_realm: str = Field(
+        "limited_poa", description="OAuth realm: limited_poa (test_realm for TESTCONS)."
+    )
+    ibkr_compete: bool = Field(
+        True,
+        description="ssodh/init may disconnect another brokerage session of the same username.",
+    )
+    ibkr_timeout_s: float = Field(10.0, description="Per-request timeout towards IBKR.")
+    ibkr_confirm_message_ids: str = Field(
+        "o10151,o10152,o10153,o10331,o403",
+        description="IBKR order-question message ids answered yes; any other question "
+        "rejects the order.",
+    )
+    ibkr_conid_ttl_s: float = Field(
+        86_400.0, description="How long a symbol's IBKR contract id is cached (seconds)."
+    )
+    ibkr_cancel_settle_s: float = Field(
+        2.0, description="How long a cancel waits for IBKR to report it cancelled (seconds)."
+    )
 
     # --- tradestation (issue 14) ---
     # (its fields go below, above the next section)

@@ -264,6 +264,11 @@ def main() -> int:
         # --- reports and alert channels (issue 13): its local schedules go below ---
         #
         # --- ibkr (issue 14): its local schedules go below ---
+        *(
+            [Every(60.0, lambda: bootstrap.ibkr_keep_alive(c), "ibkr-tickle")]
+            if bootstrap.uses_ibkr(c.settings)
+            else []
+        ),
         #
         NotificationTap(c.settings.topic_arn, show_notification),
     ]

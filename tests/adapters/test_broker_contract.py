@@ -1,5 +1,6 @@
-"""One contract, three brokers: the fake (tests/fakes/broker.py), the paper broker (on moto's
-DynamoDB server) and Alpaca (the real alpaca-py against tests/fakes/alpaca_server.py).
+"""One contract, four brokers: the fake (tests/fakes/broker.py), the paper broker (on moto's
+DynamoDB server), Alpaca (the real alpaca-py against tests/fakes/alpaca_server.py) and IBKR
+(the real ibind client, OAuth 1.0a included, against tests/fakes/ibkr_server.py).
 
 Each case is what the use case relies on, whatever the venue: one order per client order id,
 a bracket with both legs, a filled order that cannot be canceled, the open-order filter, a
@@ -32,6 +33,7 @@ from chalicelib.domain import Order, OrderIntent, OrderStatus, OrderType, Side
 from chalicelib.ports import Broker, BrokerRejected, BrokerUnavailable
 from tests.fakes.alpaca_server import FakeAlpaca, load_fixture
 from tests.fakes.broker import FakeBroker
+from tests.fakes.ibkr_server import FakeIbkr
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
@@ -106,16 +108,39 @@ def _alpaca_venue(fake: FakeAlpaca) -> Venue:
     return Venue("alpaca", broker, lambda o, p: fake.fill(o.broker_order_id, p), fail, foreign)
 
 
-@pytest.fixture(params=["fake", "paper", "alpaca"])
+def _ibkr_venue(fake: FakeIbkr) -> Venue:
+    """The real ibind client over OAuth 1.0a against tests/fakes/ibkr_server.py."""
+    from chalicelib.adapters.ibkr.broker import IbkrBroker
+
+    fake.prices["AAPL"] = 100.0
+    fake.prices["MSFT"] = 400.0
+    # IBKR paces live orders to one read in 5 s: the session waits on the fake's clock
+    broker = IbkrBroker(fake.session(), wait_s=0, sleep=lambda _: None)
+
+    def fail(op: str) -> None:  # reads are retried in the adapter (3 tries); POSTs are not
+        if op == "list":
+            fake.inject("GET", "iserver/account/orders", status=503, times=3)
+        else:
+            fake.inject("POST", f"iserver/account/{fake.account_id}/orders", status=503)
+
+    return Venue(
+        "ibkr", broker, lambda o, p: fake.fill(o.broker_order_id, p), fail, fake.add_foreign_orders
+    )
+
+
+@pytest.fixture(params=["fake", "paper", "alpaca", "ibkr"])
 def venue(request: pytest.FixtureRequest) -> Iterator[Venue]:
     if request.param == "fake":
         yield _fake_venue()
     elif request.param == "paper":
         request.getfixturevalue("aws")
         yield _paper_venue()
-    else:
+    elif request.param == "alpaca":
         with FakeAlpaca() as fake:
             yield _alpaca_venue(fake)
+    else:
+        with FakeIbkr() as fake:
+            yield _ibkr_venue(fake)
 
 
 def intent(cid: str = "ft-a1-open", **kwargs: object) -> OrderIntent:

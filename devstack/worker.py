@@ -255,7 +255,7 @@ def main() -> int:
         # --- price poll and replay (issue 11): its local schedules go below ---
         #
         # --- day type (issue 11): its local schedules go below ---
-        Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}), "day-type"),
+        Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}, None), "day-type"),
         #
         # --- flow (issue 12): its local schedules go below ---
         #

@@ -206,7 +206,8 @@ class FakeTradeStation:
     def _fail(self, fault: Fault) -> Response:
         if fault.delay_s:
             time.sleep(fault.delay_s)
-        names = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
+        names = {401: "Unauthorized", 429: "TooManyRequests", 500: "InternalServerError"}
+        names[503] = "ServiceUnavailable"
         if fault.status in names:
             return _error(fault.status, names[fault.status], "The service is unavailable.")
         return Response("gateway timeout", status=fault.status, mimetype="text/plain")

@@ -421,10 +421,18 @@ class SecretsManagerRefreshToken:
     so a token another Lambda rotated is picked up; a rotated one is written back into the
     same JSON (the other keys kept)."""
 
-    def __init__(self, client: Any, secret_id: str, key: str = "tradestation_refresh_token"):
+    def __init__(
+        self,
+        client: Any,
+        secret_id: str,
+        key: str = "tradestation_refresh_token",
+        *,
+        fallback: str = "",
+    ) -> None:
         self._client = client
         self._secret_id = secret_id
         self._key = key
+        self._fallback = fallback  # the environment's token, until the secret holds one
 
     def _value(self) -> dict[str, Any]:
         from chalicelib.adapters.secrets import SecretsUnavailable, fetch_secret_json
@@ -443,7 +451,7 @@ class SecretsManagerRefreshToken:
 
     def load(self) -> str:
         value = self._value()
-        return str(value.get(self._key_in(value)) or "")
+        return str(value.get(self._key_in(value)) or self._fallback)
 
     def save(self, refresh_token: str) -> None:
         value = self._value()
@@ -643,7 +651,8 @@ class TradeStationBroker:
         recorded_id: Callable[[str], str | None] | None = None,
     ) -> TradeStationBroker:
         """The refresh token lives in `tradestation_refresh_token_secret` (else the app secret,
-        `secrets_arn`) when one is set, read and rotated there; else the environment's."""
+        `secrets_arn`) when one is set, read and rotated there (the environment's token only
+        until the secret holds one); else the environment's, in memory."""
         secret = settings.tradestation_refresh_token_secret or settings.secrets_arn
         store: RefreshTokenStore
         if secret:
@@ -651,7 +660,11 @@ class TradeStationBroker:
                 import boto3
 
                 secrets_client = boto3.session.Session().client("secretsmanager")
-            store = SecretsManagerRefreshToken(secrets_client, secret)
+            store = SecretsManagerRefreshToken(
+                secrets_client,
+                secret,
+                fallback=settings.tradestation_refresh_token.get_secret_value(),
+            )
         else:
             store = StaticRefreshToken(settings.tradestation_refresh_token.get_secret_value())
         base = settings.tradestation_base_url or (

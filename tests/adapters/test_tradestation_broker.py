@@ -248,6 +248,32 @@ def test_an_unknown_outcome_with_nothing_placed_is_unavailable_then_the_retry_pl
     assert len(fake.orders) == 1
 
 
+def test_an_older_identical_order_is_not_taken_for_an_unknown_post(fake):
+    broker = connect(fake)
+    older = broker.place_order(intent("ft-earlier"))
+    fake.orders[older.broker_order_id]["OpenedDateTime"] = "2020-11-16T16:53:37Z"
+    restarted = connect(fake)  # nothing remembered: only the fingerprint could match it
+    fake.inject("POST", ORDERS, status=503)
+
+    with pytest.raises(BrokerUnavailable):
+        restarted.place_order(intent("ft-later"))
+
+    assert restarted.get_order_by_client_id("ft-later") is None
+    assert restarted.place_order(intent("ft-later")).broker_order_id != older.broker_order_id
+
+
+@pytest.mark.parametrize("reversed_answer", [False, True])
+def test_the_entry_of_an_oso_is_the_order_remembered_whatever_the_answers_order(
+    fake, broker, reversed_answer
+):
+    fake.answer_reversed = reversed_answer
+
+    order = broker.place_order(intent(stop_loss=180.0, take_profit=210.0))
+
+    assert order.order_type is OrderType.MARKET
+    assert {leg.order_type for leg in order.legs} == {OrderType.LIMIT, OrderType.STOP}
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 

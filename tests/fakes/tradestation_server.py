@@ -111,6 +111,7 @@ class FakeTradeStation:
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.cancel_latency = 0
+        self.answer_reversed = False  # the spec does not say in which order OrderIDs come back
         self._pending_cancels: dict[str, int] = {}
         self._confirm_ids: set[str] = set()
         self._ids = itertools.count(286179900)
@@ -333,6 +334,8 @@ class FakeTradeStation:
                     )
                 placed += kids
             self._maybe_fill(parent)
+        if self.answer_reversed:
+            placed.reverse()
         return _json(
             {
                 "Orders": [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from chalicelib.adapters.tradestation.orders import (
     foreign_view,
     links,
     parse_order,
+    parse_time,
     price_string,
     raw_fingerprint,
 )
@@ -53,6 +55,9 @@ SIM_URL = "https://sim-api.tradestation.com/v3"
 LIVE_URL = "https://api.tradestation.com/v3"
 NOT_CANCELABLE = "42210000"  # the port's code for "not cancelable" (tests/adapters contract)
 MAX_ORDER_IDS = 50  # GET .../orders/{orderIds}: "1 to 50 Order IDs"
+# An unknown POST's order is looked for among orders opened since the POST, less this much for
+# the difference between our clock and TradeStation's.
+SCAN_SKEW = timedelta(minutes=2)
 
 
 class _OutcomeUnknown(Exception):
@@ -81,6 +86,7 @@ class TradeStationBroker:
         sleep: Callable[[float], None] = time.sleep,
         cancel_settle_s: float = 2.0,
         recorded_id: Callable[[str], str | None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not account_id:
             raise BrokerUnavailable(
@@ -96,9 +102,11 @@ class TradeStationBroker:
         self._sleep = sleep
         self._cancel_settle_s = cancel_settle_s
         self._recorded_id = recorded_id
+        self._now = now
         self._ids: dict[str, str] = {}  # our client order id -> the primary OrderID
         self._cids: dict[str, str] = {}  # OrderID -> our client order id
-        self._unsure: dict[str, tuple[str, ...]] = {}  # cid -> fingerprint, outcome unknown
+        # cid -> (fingerprint, placed no earlier than): POSTs whose outcome is unknown
+        self._unsure: dict[str, tuple[tuple[str, ...], datetime | None]] = {}
         self._foreign_seen: set[str] = set()
 
     @classmethod
@@ -180,21 +188,23 @@ class TradeStationBroker:
         known = self.get_order_by_client_id(cid)
         if known is not None:
             return known
-        held = self._held(intent.symbol)
+        closes = intent.closes_position or intent.protects_position
+        held = Decimal(0) if closes else self._held(intent.symbol)  # closes need no position
         path, body = build_order_request(intent, self._account, held)
         first = body["Orders"][0] if "Orders" in body else body
         print_ = fingerprint(first)
+        since = self._now() - SCAN_SKEW
         try:
             resp = self._send("POST", path, json=body)
         except Transport as exc:
-            return self._after_unknown(cid, print_, str(exc))
+            return self._after_unknown(cid, print_, since, str(exc))
         if resp.status_code != 200:
             failure = failure_of(resp)
             if failure.transient:
-                return self._after_unknown(cid, print_, str(failure))
-            if is_duplicate(failure):
+                return self._after_unknown(cid, print_, since, str(failure))
+            if is_duplicate(failure):  # placed before, maybe by another process: when unknown
                 log.info("tradestation: %s already placed (duplicate OrderConfirmID)", cid)
-                return self._after_unknown(cid, print_, str(failure))
+                return self._after_unknown(cid, print_, None, str(failure))
             raise BrokerRejected(
                 reject_reason(failure), code=failure.error or str(resp.status_code)
             )
@@ -202,7 +212,7 @@ class TradeStationBroker:
         if not placed:
             message = "; ".join(str(e.get("Message") or e.get("Error")) for e in errors)
             if "duplicate" in message.lower():
-                return self._after_unknown(cid, print_, message)
+                return self._after_unknown(cid, print_, None, message)
             raise BrokerRejected(f"refused by TradeStation ({message or 'no order placed'})")
         if errors:
             log.warning(
@@ -212,7 +222,7 @@ class TradeStationBroker:
                 len(errors),
                 "; ".join(str(e.get("Message")) for e in errors),
             )
-        self._remember(cid, placed[0])
+        self._remember(cid, self._primary(placed))
         self._unsure.pop(cid, None)
         try:
             found = self.get_order_by_client_id(cid)
@@ -233,7 +243,7 @@ class TradeStationBroker:
             if order_id:
                 self._remember(client_order_id, order_id)
         if order_id is None and client_order_id in self._unsure:
-            raw = self._scan(self._unsure[client_order_id])
+            raw = self._scan(*self._unsure[client_order_id])
             if raw is None:
                 return None
             order_id = str(raw["OrderID"])
@@ -437,23 +447,44 @@ class TradeStationBroker:
     def _cid(self, raw: dict[str, Any]) -> str:
         return self._cids.get(str(raw.get("OrderID")), f"ts-{raw.get('OrderID')}")
 
-    def _after_unknown(self, cid: str, print_: tuple[str, ...], why: str) -> Order:
+    def _primary(self, placed: list[str]) -> str:
+        """The order a request names first: an OSO's entry (the one without a parent), a
+        group's lowest OrderID; the answer's order of OrderIDs is not relied on."""
+        try:
+            raws = self._orders_by_id(placed)
+        except BrokerUnavailable:
+            return placed[0]
+        tops = [str(r["OrderID"]) for r in raws if not links(r, "OSP")]
+        return min(tops, key=_order_key) if tops else placed[0]
+
+    def _after_unknown(
+        self, cid: str, print_: tuple[str, ...], since: datetime | None, why: str
+    ) -> Order:
         """The POST's outcome is unknown (or TradeStation calls it a duplicate): scan."""
         log.warning("tradestation: order %s outcome unknown (%s)", cid, why)
-        self._unsure[cid] = print_
+        earlier = self._unsure.get(cid)
+        if earlier is not None and since is not None and earlier[1] is not None:
+            since = min(since, earlier[1])  # an earlier unknown POST may be the one placed
+        elif earlier is not None:
+            since = None
+        self._unsure[cid] = (print_, since)
         found = self.get_order_by_client_id(cid)
         if found is not None:
             log.info("tradestation: %s was placed despite the error", cid)
             return found
         raise BrokerUnavailable(f"TradeStation did not confirm order {cid}: {why}")
 
-    def _scan(self, print_: tuple[str, ...]) -> dict[str, Any] | None:
-        """The newest of today's orders with this fingerprint that no other id claims."""
+    def _scan(self, print_: tuple[str, ...], since: datetime | None) -> dict[str, Any] | None:
+        """The newest of today's orders with this fingerprint that no other id claims, opened
+        no earlier than `since` (when known: this process's own unknown POST)."""
         for raw in self._today():
             if str(raw.get("OrderID")) in self._cids:
                 continue
             if links(raw, "OSP"):
                 continue  # a child of an OSO is never the order a request names first
+            opened = parse_time(raw.get("OpenedDateTime"))
+            if since is not None and opened is not None and opened < since:
+                continue
             if raw_fingerprint(raw) == print_:
                 return raw
         return None

@@ -243,7 +243,7 @@ def decimal_or_none(value: Any) -> float | None:
     return None if value in (None, "") else float(Decimal(str(value)))
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -297,8 +297,8 @@ def parse_order(raw: dict[str, Any], client_order_id: str) -> Order:
         filled_avg_price=decimal_or_none(raw.get("FilledPrice")) if executed else None,
         limit_price=decimal_or_none(raw.get("LimitPrice")),
         stop_price=decimal_or_none(raw.get("StopPrice")),
-        submitted_at=_time(raw.get("OpenedDateTime")),
-        filled_at=_time(raw.get("ClosedDateTime")) if filled else None,
+        submitted_at=parse_time(raw.get("OpenedDateTime")),
+        filled_at=parse_time(raw.get("ClosedDateTime")) if filled else None,
     )
 
 

@@ -222,13 +222,17 @@ class TradeStationBroker:
                 len(errors),
                 "; ".join(str(e.get("Message")) for e in errors),
             )
-        self._remember(cid, self._primary(placed))
         self._unsure.pop(cid, None)
         try:
-            found = self.get_order_by_client_id(cid)
-        except BrokerUnavailable:
-            found = None
-        return found or _unread(intent, placed[0])
+            by_id = {str(r.get("OrderID")): r for r in self._orders_by_id(placed)}
+        except BrokerUnavailable:  # placed, not yet shown: what we sent, pending
+            self._remember(cid, placed[0])
+            return _unread(intent, placed[0])
+        primary = _primary(placed, by_id)
+        self._remember(cid, primary)
+        if primary not in by_id:
+            return _unread(intent, primary)
+        return self._with_links(by_id[primary], by_id)
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         """By the OrderID remembered (or recorded) under our id; after an unknown outcome, by
@@ -254,7 +258,7 @@ class TradeStationBroker:
         found = self._orders_by_id([order_id])
         if not found:
             return None
-        return self._with_links(found[0], self._today_by_id())
+        return self._with_links(found[0])
 
     def cancel_order(self, broker_order_id: str) -> None:
         """Cancel, and wait (up to `cancel_settle_s`) until TradeStation says it is done.
@@ -335,7 +339,7 @@ class TradeStationBroker:
         raw = self._order_raw(new_id)
         if raw is None:
             raise BrokerUnavailable(f"TradeStation replaced {broker_order_id} but cannot show it")
-        return self._with_links(raw, self._today_by_id())
+        return self._with_links(raw)
 
     def list_orders(self, status: str = "all", limit: int = 100) -> list[Order]:
         """Today's and open orders flowtrader trades, newest first, linked orders nested under
@@ -447,16 +451,6 @@ class TradeStationBroker:
     def _cid(self, raw: dict[str, Any]) -> str:
         return self._cids.get(str(raw.get("OrderID")), f"ts-{raw.get('OrderID')}")
 
-    def _primary(self, placed: list[str]) -> str:
-        """The order a request names first: an OSO's entry (the one without a parent), a
-        group's lowest OrderID; the answer's order of OrderIDs is not relied on."""
-        try:
-            raws = self._orders_by_id(placed)
-        except BrokerUnavailable:
-            return placed[0]
-        tops = [str(r["OrderID"]) for r in raws if not links(r, "OSP")]
-        return min(tops, key=_order_key) if tops else placed[0]
-
     def _after_unknown(
         self, cid: str, print_: tuple[str, ...], since: datetime | None, why: str
     ) -> Order:
@@ -495,19 +489,23 @@ class TradeStationBroker:
                 return Decimal(str(p.qty))
         return Decimal(0)
 
-    def _with_links(self, raw: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> Order:
-        """The order with its linked orders as legs: OSO children, or BRK/OCO siblings."""
+    def _with_links(
+        self, raw: dict[str, Any], by_id: dict[str, dict[str, Any]] | None = None
+    ) -> Order:
+        """The order with its linked orders as legs: OSO children, or BRK/OCO siblings (from
+        `by_id` when the caller listed today's orders, else one GET by their OrderIDs)."""
         cid = self._cid(raw)
         order = parse_order(raw, cid)
         linked = links(raw, "OSO") or links(raw, "BRK", "OCO")
+        if by_id is None:
+            by_id = {str(r.get("OrderID")): r for r in self._orders_by_id(linked)} if linked else {}
         legs = []
         for order_id in linked:
-            leg_raw = by_id.get(order_id) or self._order_raw(order_id)
+            leg_raw = by_id.get(order_id)
             if leg_raw is not None and foreign_reason(leg_raw) is None:
+                leg_cid = self._cids.get(order_id, f"{cid}-{order_id}")
                 legs.append(
-                    parse_order(leg_raw, self._cids.get(order_id, f"{cid}-{order_id}")).model_copy(
-                        update={"parent_client_order_id": cid}
-                    )
+                    parse_order(leg_raw, leg_cid).model_copy(update={"parent_client_order_id": cid})
                 )
         return order.model_copy(update={"legs": tuple(legs)})
 
@@ -647,6 +645,13 @@ class TradeStationBroker:
             reraise=True,
         )
         return retrying(fn)
+
+
+def _primary(placed: list[str], by_id: dict[str, dict[str, Any]]) -> str:
+    """The order a request names first: an OSO's entry (the one without a parent), a group's
+    lowest OrderID; the order of OrderIDs in TradeStation's answer is not relied on."""
+    tops = [i for i in placed if i in by_id and not links(by_id[i], "OSP")]
+    return min(tops, key=_order_key) if tops else placed[0]
 
 
 def _order_key(order_id: str) -> tuple[int, str]:

@@ -126,7 +126,6 @@ class TokenSource:
         self._access: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
-        self.refreshes = 0
 
     def access_token(self) -> str:
         with self._lock:
@@ -164,7 +163,6 @@ class TokenSource:
         self._access = str(body["access_token"])
         lifetime = float(body.get("expires_in") or 1200)
         self._expires_at = self._clock() + max(lifetime - TOKEN_MARGIN_S, lifetime / 2)
-        self.refreshes += 1
 
     def _grant(self, refresh_token: str) -> dict[str, Any] | None:
         """The token endpoint's answer, None when it refuses the grant."""

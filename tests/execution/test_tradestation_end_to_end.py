@@ -127,3 +127,28 @@ def test_an_exit_waits_for_its_canceled_exits_then_sells(tradestation):
     assert positions(client) == {}
     working = [o for o in server.orders.values() if o["Status"] in ("ACK", "OSO", "UCN")]
     assert working == []
+
+
+def test_a_new_lambda_finds_an_order_through_the_state_tables_record_without_a_scan(
+    tradestation,
+):
+    """TradeStation echoes no client order id: a Lambda that did not place the order finds it
+    by the OrderID the worker recorded (bootstrap's `recorded_id`), not by listing orders."""
+    from chalicelib import bootstrap
+
+    client, server = tradestation
+    server.prices["MSFT"] = 400.0
+    record = deliver(client, strategy_fill("MSFT", "buy", 10, "long", "flat", 10, 0, 400.0))
+    placed = record["details"]["orders"][0]
+    bootstrap.reset()  # a new Lambda: nothing in memory
+    before = len(server.requests)
+
+    found = bootstrap.container().broker.get_order_by_client_id(placed["client_order_id"])
+
+    assert found is not None
+    assert found.broker_order_id == placed["broker_order_id"]
+    calls = [f"{r['method']} {r['path']}" for r in server.requests[before:]]
+    account = f"/v3/brokerage/accounts/{server.account_id}"
+    assert f"GET {account}/orders/{placed['broker_order_id']}" in calls  # by the recorded id
+    assert f"GET {account}/orders" not in calls  # no scan of today's orders
+    assert not [c for c in calls if c.startswith("POST /v3/")]  # nothing placed

@@ -23,7 +23,7 @@ from chalicelib.adapters.tradestation import (
     TradeStationBroker,
 )
 from chalicelib.domain import OrderIntent, OrderStatus, Side
-from chalicelib.ports import BrokerRejected
+from chalicelib.ports import BrokerRejected, BrokerUnavailable
 from tests.fakes.tradestation_server import FakeTradeStation
 
 
@@ -158,6 +158,34 @@ def test_a_token_another_process_rotated_is_picked_up_from_the_secret(aws, rotat
 
     assert rotating.grants == 3
     assert set(stored(arn)) == {"TRADESTATION_REFRESH_TOKEN"}  # the key's spelling is kept
+
+
+class FlakyStore(StaticRefreshToken):
+    """The port's store whose first save fails (Secrets Manager unreachable)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.saved: list[str] = []
+        self.failures = 1
+
+    def save(self, refresh_token: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("writing the refresh token failed (EndpointConnectionError)")
+        self.saved.append(refresh_token)
+
+
+def test_a_rotated_token_the_store_cannot_keep_is_used_from_memory_and_saved_later(rotating):
+    clock = Clock()
+    store = FlakyStore("rt-initial")
+    broker = connect(rotating, store, clock=clock)
+
+    broker.get_positions()  # rotated; the save failed; the call still works
+    clock.now += 1200
+    broker.get_positions()  # refreshes with the in-memory token, saves the newest
+
+    assert rotating.grants == 2
+    assert store.saved == list(rotating.refresh_tokens)
 
 
 def test_secrets_and_tokens_never_reach_logs_or_errors(aws, rotating, caplog):

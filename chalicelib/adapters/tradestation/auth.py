@@ -125,6 +125,7 @@ class TokenSource:
         self._clock = clock
         self._access: str | None = None
         self._expires_at = 0.0
+        self._unsaved: str | None = None  # a rotated token the store could not keep yet
         self._lock = threading.Lock()
 
     def access_token(self) -> str:
@@ -139,7 +140,7 @@ class TokenSource:
             self._access = None
 
     def _refresh(self) -> None:
-        token = self._store.load()
+        token = self._unsaved or self._store.load()
         if not token:
             raise BrokerRejected(
                 "no TradeStation refresh token: sign in once (docs/brokers/tradestation.md) "
@@ -159,10 +160,23 @@ class TokenSource:
             )
         rotated = body.get("refresh_token")
         if rotated and rotated != token:
-            self._store.save(str(rotated))
+            self._keep(str(rotated))
+        elif self._unsaved:
+            self._keep(self._unsaved)
         self._access = str(body["access_token"])
         lifetime = float(body.get("expires_in") or 1200)
         self._expires_at = self._clock() + max(lifetime - TOKEN_MARGIN_S, lifetime / 2)
+
+    def _keep(self, rotated: str) -> None:
+        """Save a rotated refresh token; when the store fails, hold it in memory (the old one
+        no longer works) and try again at the next refresh."""
+        try:
+            self._store.save(rotated)
+        except BrokerUnavailable as exc:
+            log.error("tradestation: %s; kept in memory, saved at the next refresh", exc)
+            self._unsaved = rotated
+        else:
+            self._unsaved = None
 
     def _grant(self, refresh_token: str) -> dict[str, Any] | None:
         """The token endpoint's answer, None when it refuses the grant."""

@@ -99,8 +99,8 @@ def price_string(value: float | None) -> str | None:
 
 
 def as_string(value: Decimal | float) -> str:
-    text = format(Decimal(str(value)).normalize(), "f")
-    return text
+    """A number as the API's string, without exponent or trailing zeros ("10", "2.5")."""
+    return format(Decimal(str(value)).normalize(), "f")
 
 
 def _duration(intent: OrderIntent) -> dict[str, str]:

@@ -302,7 +302,7 @@ class Settings(BaseSettings):
     # --- tradestation (issue 14) ---
     # (its fields go below, above the next section)
     tradestation_account_id: str = Field(
-        "", description="TradeStation account to trade (SIM accounts start with SIM)."
+        "", description="TradeStation account to trade (a SIM account with the simulator)."
     )
     tradestation_sim: bool = Field(
         True, description="TradeStation simulator (true) or live money (false)."

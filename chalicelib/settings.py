@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     reports_bucket: str = Field("", description="S3 bucket for PnL CSVs and reports.")
 
     # --- broker --- (adapters/alpaca.py, adapters/paper_broker.py; built in bootstrap.broker)
-    broker: str = Field("paper", description="Which broker places orders: paper or alpaca.")
+    broker: str = Field(
+        "paper", description="Which broker places orders: paper, alpaca, ibkr or tradestation."
+    )
     alpaca_paper: bool = Field(
         True, description="Alpaca paper account (true) or live money (false)."
     )

@@ -152,7 +152,8 @@ class Container:
     @cached_property
     def broker(self) -> Broker:
         """The order venue `settings.broker` names: paper (simulated in the state table),
-        alpaca (paper or live account by `alpaca_paper`) or ibkr (by `ibkr_paper`)."""
+        alpaca (paper or live account by `alpaca_paper`), ibkr (by `ibkr_paper`) or
+        tradestation (SIM or live by `tradestation_sim`)."""
         s = self.settings
         if s.broker == "alpaca":
             from chalicelib.adapters.alpaca import AlpacaBroker
@@ -164,8 +165,16 @@ class Container:
             return IbkrBroker.from_settings(
                 s, self.read_secret, dynamodb_client=self.boto_session.client("dynamodb")
             )
+        if s.broker == "tradestation":
+            from chalicelib.adapters.tradestation import TradeStationBroker
+
+            return TradeStationBroker.from_settings(
+                s, secrets_client=self.secrets_client, recorded_id=self._recorded_broker_id
+            )
         if s.broker != "paper":
-            raise ValueError(f"unknown broker {s.broker!r}; use paper, alpaca or ibkr")
+            raise ValueError(
+                f"unknown broker {s.broker!r}; use paper, alpaca, ibkr or tradestation"
+            )
         from chalicelib.adapters.paper_broker import PaperBroker
 
         return PaperBroker(
@@ -174,6 +183,12 @@ class Container:
             slippage_bps=s.paper_slippage_bps,
             starting_cash=s.paper_starting_cash,
         )
+
+    def _recorded_broker_id(self, client_order_id: str) -> str | None:
+        """The broker's id of an order the state table recorded under our id (TradeStation
+        echoes no client order id, so its adapter looks placed orders up through this)."""
+        recorded = self.state_store.recorded_order(client_order_id)
+        return str(recorded["broker_order_id"]) if recorded else None
 
     @cached_property
     def runtime_settings(self) -> RuntimeSettings:

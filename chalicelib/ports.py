@@ -403,3 +403,22 @@ class DayTypeState(RiskState, DayClassifications, Protocol):
 class StateStore(RiskState, TradeRecords, AccountLock, DayClassifications, Protocol):
     """The state table: the gate's risk state, journal, orders, positions, account lease,
     the day's classification."""
+
+
+# --- tradestation (issue 14) -----------------------------------------------------------------
+
+
+class RefreshTokenStore(Protocol):
+    """Where an OAuth refresh token is kept (Secrets Manager when deployed).
+
+    TradeStation can rotate the refresh token on every grant; the new one must be saved
+    before it is relied on, or the next cold start cannot sign in.
+    """
+
+    def load(self) -> str:
+        """The current refresh token ("" when none is stored)."""
+        ...
+
+    def save(self, refresh_token: str) -> None:
+        """Keep a rotated refresh token in place of the old one."""
+        ...

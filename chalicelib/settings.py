@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     reports_bucket: str = Field("", description="S3 bucket for PnL CSVs and reports.")
 
     # --- broker --- (adapters/alpaca.py, adapters/paper_broker.py; built in bootstrap.broker)
-    broker: str = Field("paper", description="Which broker places orders: paper or alpaca.")
+    broker: str = Field(
+        "paper", description="Which broker places orders: paper, alpaca, ibkr or tradestation."
+    )
     alpaca_paper: bool = Field(
         True, description="Alpaca paper account (true) or live money (false)."
     )
@@ -301,6 +303,36 @@ class Settings(BaseSettings):
 
     # --- tradestation (issue 14) ---
     # (its fields go below, above the next section)
+    tradestation_account_id: str = Field(
+        "", description="TradeStation account to trade (a SIM account with the simulator)."
+    )
+    tradestation_sim: bool = Field(
+        True, description="TradeStation simulator (true) or live money (false)."
+    )
+    tradestation_client_id: str = Field("", description="TradeStation API key (OAuth client id).")
+    tradestation_client_secret: SecretStr = Field(
+        SecretStr(""), description="TradeStation API secret; empty reads it from secrets_arn."
+    )
+    tradestation_refresh_token: SecretStr = Field(
+        SecretStr(""),
+        description="TradeStation refresh token when no secret holds it (a rotated token "
+        "is then lost on restart).",
+    )
+    tradestation_refresh_token_secret: str = Field(
+        "",
+        description="Secret (JSON key tradestation_refresh_token) the refresh token is read "
+        "from and rotated into; empty uses secrets_arn.",
+    )
+    tradestation_base_url: str = Field(
+        "", description="Override of TradeStation's v3 URL (tests point it at a local fake)."
+    )
+    tradestation_token_url: str = Field(
+        "https://signin.tradestation.com/oauth/token",
+        description="TradeStation's OAuth token endpoint.",
+    )
+    tradestation_timeout_s: float = Field(
+        5.0, description="Per-request timeout towards TradeStation."
+    )
 
     @property
     def enforce_market_hours(self) -> bool:

@@ -34,6 +34,8 @@ from chalicelib.ports import Broker, BrokerRejected, BrokerUnavailable
 from tests.fakes.alpaca_server import FakeAlpaca, load_fixture
 from tests.fakes.broker import FakeBroker
 from tests.fakes.ibkr_server import FakeIbkr
+from tests.fakes.tradestation_server import FakeTradeStation
+from tests.fakes.tradestation_server import load_fixture as load_ts_fixture
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
@@ -128,13 +130,51 @@ def _ibkr_venue(fake: FakeIbkr) -> Venue:
     )
 
 
-@pytest.fixture(params=["fake", "paper", "alpaca", "ibkr"])
+def _tradestation_venue(fake: FakeTradeStation) -> Venue:
+    """TradeStation too: its SIM (tests/fakes/tradestation_server.py) through the adapter's own
+    HTTP client; the account's orders are today's and open orders (GET
+    /v3/brokerage/accounts/{id}/orders), an option order is the foreign one."""
+    from chalicelib.adapters.tradestation import StaticRefreshToken, TradeStationBroker
+
+    fake.prices["AAPL"] = 100.0
+    fake.prices["MSFT"] = 400.0
+    broker = TradeStationBroker.connect(
+        fake.account_id,
+        fake.client_id,
+        fake.client_secret,
+        StaticRefreshToken(next(iter(fake.refresh_tokens))),
+        base_url=fake.url,
+        token_url=fake.token_url,
+        wait_s=0,
+        sleep=lambda _: None,
+    )
+
+    def fail(op: str) -> None:  # reads are retried in the adapter (3 tries); POSTs are not
+        if op == "list":
+            fake.inject("GET", f"/v3/brokerage/accounts/{fake.account_id}/orders", times=3)
+        else:
+            fake.inject("POST", "/v3/orderexecution/orders")
+
+    def foreign() -> list[str]:
+        order = load_ts_fixture("order_option.json")
+        fake.add_order(order)
+        return [order["OrderID"]]
+
+    return Venue(
+        "tradestation", broker, lambda o, p: fake.fill(o.broker_order_id, p), fail, foreign
+    )
+
+
+@pytest.fixture(params=["fake", "paper", "alpaca", "ibkr", "tradestation"])
 def venue(request: pytest.FixtureRequest) -> Iterator[Venue]:
     if request.param == "fake":
         yield _fake_venue()
     elif request.param == "paper":
         request.getfixturevalue("aws")
         yield _paper_venue()
+    elif request.param == "tradestation":
+        with FakeTradeStation() as ts:
+            yield _tradestation_venue(ts)
     elif request.param == "alpaca":
         with FakeAlpaca() as fake:
             yield _alpaca_venue(fake)

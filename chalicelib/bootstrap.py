@@ -20,11 +20,14 @@ if TYPE_CHECKING:
         AlertQueue,
         AlertStore,
         Broker,
+        FlowHighlights,  # flow (issue 12)
+        FlowSource,  # flow (issue 12)
         MarketData,
         Notifier,
         RuntimeSettings,
         StateStore,
     )
+    from chalicelib.rules.flow_highlights import ScanRules  # flow (issue 12)
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
     from chalicelib.services.context import ContextSources
@@ -352,6 +355,54 @@ def replay_market_data(settings: Settings) -> MarketData:
 
 # --- flow (issue 12) ---
 # (its additions go below, above the next section)
+
+
+def flow_source(c: Container, *, timeout_s: float | None = None) -> FlowSource | None:
+    """Unusual Whales when a token is set, else None (flow is off). Its rate limit and
+    response cache live in the state table, shared by every Lambda. `timeout_s` overrides
+    FLOWTRADER_UW_TIMEOUT_S (the scanner's longer budget); one adapter per budget."""
+    s = c.settings
+    if not s.unusual_whales_api_key.get_secret_value():
+        return None
+    budget = s.uw_timeout_s if timeout_s is None else timeout_s
+    sources: dict[float, FlowSource] = c.__dict__.setdefault("_flow_sources", {})
+    if budget not in sources:
+        from chalicelib.adapters.dynamodb_rate_limit import DynamoRateLimit
+        from chalicelib.adapters.dynamodb_response_cache import DynamoResponseCache
+        from chalicelib.adapters.unusual_whales import NAME, UnusualWhales
+
+        client = c.boto_session.client("dynamodb")
+        sources[budget] = UnusualWhales.from_settings(
+            s,
+            rate_limit=DynamoRateLimit(client, s.state_table, NAME),
+            cache=DynamoResponseCache(client, s.state_table, NAME),
+            timeout_s=budget,
+        )
+    return sources[budget]
+
+
+def flow_highlights(c: Container) -> FlowHighlights:
+    """The scanner's highlights and the watchlist (state table)."""
+    store: FlowHighlights | None = c.__dict__.get("_flow_highlights")
+    if store is None:
+        from chalicelib.adapters.dynamodb_flow_highlights import DynamoFlowHighlights
+
+        store = DynamoFlowHighlights(c.boto_session.client("dynamodb"), c.settings.state_table)
+        c.__dict__["_flow_highlights"] = store
+    return store
+
+
+def flow_scan_rules(settings: Settings) -> ScanRules:
+    """The scanner's thresholds as configured."""
+    from chalicelib.rules.flow_highlights import ScanRules
+
+    return ScanRules(
+        sweep_min_premium_usd=settings.flow_sweep_min_premium_usd,
+        repeat_min_alerts=settings.flow_repeat_min_alerts,
+        repeat_min_premium_usd=settings.flow_repeat_min_premium_usd,
+        darkpool_size_multiple=settings.flow_darkpool_size_multiple,
+        darkpool_min_premium_usd=settings.flow_darkpool_min_premium_usd,
+    )
 
 
 # --- score, notes and ranking (issue 12) ---

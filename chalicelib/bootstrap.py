@@ -13,9 +13,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable  # flow (issue 12)
     from datetime import datetime
 
-    from chalicelib.domain import Alert, DayClassification, MarketSnapshot
+    from chalicelib.domain import (
+        Alert,
+        DayClassification,
+        FlowSummary,  # flow (issue 12)
+        MarketSnapshot,
+    )
     from chalicelib.ports import (
         AlertQueue,
         AlertStore,
@@ -379,6 +385,30 @@ def flow_source(c: Container, *, timeout_s: float | None = None) -> FlowSource |
             timeout_s=budget,
         )
     return sources[budget]
+
+
+def flow_for_alerts(c: Container) -> Callable[[Alert, datetime], FlowSummary] | None:
+    """The decision's flow slot (`ContextSources.flow`): the alert's ticker over
+    FLOWTRADER_FLOW_WINDOW_MINUTES, judged against its entry side; None without a token.
+    It raises `FlowUnavailable` within FLOWTRADER_UW_TIMEOUT_S (a gap in the context)."""
+    source = flow_source(c)
+    if source is None:
+        return None
+    from chalicelib.services.flow import flow_summary_for
+
+    s = c.settings
+
+    def flow(alert: Alert, now: datetime) -> FlowSummary:
+        return flow_summary_for(
+            alert.symbol,
+            alert.entry_side,
+            source,
+            now,
+            window_minutes=s.flow_window_minutes,
+            min_imbalance=s.flow_min_imbalance,
+        )
+
+    return flow
 
 
 def flow_highlights(c: Container) -> FlowHighlights:

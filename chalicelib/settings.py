@@ -248,10 +248,11 @@ class Settings(BaseSettings):
         "through the state table (0: no client-side limit).",
     )
     uw_timeout_s: float = Field(
-        2.0,
+        1.2,
         gt=0,
         description="Longest an alert's flow lookup may take, retries and rate-limit waits "
-        "included (seconds); past it the decision goes on without flow.",
+        "included (seconds; under the context's 1.5 s); past it the decision goes on "
+        "without flow.",
     )
     uw_scan_timeout_s: float = Field(
         20.0, gt=0, description="The same budget for each call of the flow scanner (seconds)."

@@ -151,3 +151,49 @@ def test_a_hanging_source_is_abandoned_at_its_timeout():
             flow_summary_for("AAPL", Side.BUY, source, NOW, window_minutes=30)
     finally:
         source.release.set()
+
+
+def test_the_decision_context_gets_the_flow_slot(aws, aapl, monkeypatch):
+    # The seam the worker uses: ContextSources(flow=bootstrap.flow_for_alerts(container)).
+    from chalicelib import bootstrap
+    from chalicelib.domain import Alert
+    from chalicelib.services.context import ContextSources, gather_context
+
+    monkeypatch.setenv("FLOWTRADER_UNUSUAL_WHALES_API_KEY", TOKEN)
+    monkeypatch.setenv("FLOWTRADER_UW_BASE_URL", aapl.url)
+    monkeypatch.setenv("FLOWTRADER_UW_TIMEOUT_S", "20")  # a loaded test machine is slow
+    flow = bootstrap.flow_for_alerts(bootstrap.Container())
+    alert = Alert(ticker="NASDAQ:AAPL", action="buy", price=190.0)
+
+    view = gather_context(alert, ContextSources(flow=flow, deadline_s=30), NOW)
+
+    assert view.flow is not None
+    assert (view.flow.symbol, view.flow.direction, view.flow.agrees) == ("AAPL", "bullish", True)
+    assert "flow" not in view.gaps
+    assert view.as_record()["flow"]["bullish_premium"] == 300_000
+
+
+def test_a_slow_vendor_is_a_gap_in_the_decision_context(aws, aapl, monkeypatch):
+    from chalicelib import bootstrap
+    from chalicelib.domain import Alert
+    from chalicelib.services.context import ContextSources, gather_context
+
+    aapl.inject(FLOW_ALERTS, status=200, body='{"data": []}', delay_s=3.0, times=5)
+    monkeypatch.setenv("FLOWTRADER_UNUSUAL_WHALES_API_KEY", TOKEN)
+    monkeypatch.setenv("FLOWTRADER_UW_BASE_URL", aapl.url)
+    monkeypatch.setenv("FLOWTRADER_UW_TIMEOUT_S", "0.3")
+    flow = bootstrap.flow_for_alerts(bootstrap.Container())
+    alert = Alert(ticker="AAPL", action="buy", price=190.0)
+
+    view = gather_context(alert, ContextSources(flow=flow, deadline_s=1.5), NOW)
+
+    assert view.flow is None
+    # Whichever gives up first, the adapter's request or the service's wait, says so.
+    assert view.gaps["flow"].startswith("failed: FlowUnavailable:")
+    assert "no answer within" in view.gaps["flow"]
+
+
+def test_without_a_token_there_is_no_flow_slot(aws):
+    from chalicelib import bootstrap
+
+    assert bootstrap.flow_for_alerts(bootstrap.Container()) is None

@@ -150,7 +150,7 @@ def test_flow_route_lists_the_scanners_highlights(client, uw, monkeypatch):
     seed(uw, now)
     c = bootstrap.container()
     scan_flow(
-        bootstrap.flow_source(c),
+        bootstrap.flow_source(c, timeout_s=c.settings.uw_scan_timeout_s),
         bootstrap.flow_highlights(c),
         Recorder(),
         now,

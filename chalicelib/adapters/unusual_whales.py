@@ -62,6 +62,7 @@ MAX_FLOW_ALERTS = 200  # the spec's `limit` maximum for flow-alerts
 MAX_DARKPOOL = 500  # ... and for darkpool
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _ERROR_CHARS = 200
+LOGGED_ROWS = 5  # malformed rows logged one by one per answer; the rest are counted
 T = TypeVar("T")
 
 
@@ -242,13 +243,18 @@ def market_tide(row: dict[str, Any]) -> MarketTide:
 def parse_rows(rows: Iterable[Any], parse: Callable[[dict[str, Any]], T], what: str) -> list[T]:
     """The rows that parse; each one that does not is logged with its reason and skipped."""
     parsed: list[T] = []
+    skipped = 0
     for index, row in enumerate(rows):
         try:
             if not isinstance(row, dict):
                 raise Malformed(f"row is {type(row).__name__}, not an object")
             parsed.append(parse(row))
         except Malformed as exc:
-            log.warning("unusual whales: skipped %s row %d: %s", what, index, exc)
+            skipped += 1
+            if skipped <= LOGGED_ROWS:
+                log.warning("unusual whales: skipped %s row %d: %s", what, index, exc)
+    if skipped > LOGGED_ROWS:
+        log.warning("unusual whales: skipped %d %s rows in all", skipped, what)
     return parsed
 
 

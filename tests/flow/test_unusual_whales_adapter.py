@@ -296,3 +296,13 @@ def test_usage_headers_are_kept(uw, clock):
 )
 def test_minute_reset_reads_seconds_or_milliseconds(raw, seconds):
     assert minute_reset_s(raw) == seconds
+
+
+def test_a_flood_of_bad_rows_logs_a_few_and_counts_the_rest(uw, clock, caplog):
+    uw.alerts = [alert_row(total_premium="x") for _ in range(40)]
+
+    with caplog.at_level(logging.WARNING, logger="chalicelib.adapters.unusual_whales"):
+        assert make_client(uw, clock).flow_alerts() == []
+
+    assert caplog.text.count("not a number") == 5
+    assert "skipped 40 flow alert rows in all" in caplog.text

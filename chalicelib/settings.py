@@ -251,8 +251,8 @@ class Settings(BaseSettings):
         1.2,
         gt=0,
         description="Longest an alert's flow lookup may take, retries and rate-limit waits "
-        "included (seconds; under the context's 1.5 s); past it the decision goes on "
-        "without flow.",
+        "included (seconds; keep it under FLOWTRADER_CONTEXT_DEADLINE_S); past it the "
+        "decision goes on without flow.",
     )
     uw_scan_timeout_s: float = Field(
         20.0, gt=0, description="The same budget for each call of the flow scanner (seconds)."

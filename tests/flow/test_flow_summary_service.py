@@ -188,9 +188,9 @@ def test_a_slow_vendor_is_a_gap_in_the_decision_context(aws, aapl, monkeypatch):
     view = gather_context(alert, ContextSources(flow=flow, deadline_s=1.5), NOW)
 
     assert view.flow is None
-    # Whichever gives up first, the adapter's request or the service's wait, says so.
-    assert view.gaps["flow"].startswith("failed: FlowUnavailable:")
-    assert "no answer within" in view.gaps["flow"]
+    # Whichever gives up first (the adapter's budget, the service's wait, the context's
+    # deadline on a loaded machine) says so; the decision goes on without flow.
+    assert view.gaps["flow"].startswith(("failed: FlowUnavailable:", "timed out after 1.5 s"))
 
 
 def test_without_a_token_there_is_no_flow_slot(aws):

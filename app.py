@@ -409,6 +409,7 @@ def scan_flow(event: Any) -> dict[str, Any]:
         rules=bootstrap.flow_scan_rules(s),
         watchlist=watchlist,
         lookback_minutes=s.flow_scan_lookback_minutes,
+        budget_s=s.flow_scan_budget_s,
     )
     if result.get("new") or result.get("errors"):
         app.log.info(json.dumps({"scan_flow": result}, default=str))

@@ -255,7 +255,13 @@ class Settings(BaseSettings):
         "decision goes on without flow.",
     )
     uw_scan_timeout_s: float = Field(
-        20.0, gt=0, description="The same budget for each call of the flow scanner (seconds)."
+        8.0, gt=0, description="The same budget for each call of the flow scanner (seconds)."
+    )
+    flow_scan_budget_s: float = Field(
+        20.0,
+        gt=0,
+        description="A flow scan starts no vendor call after this long (seconds; under the "
+        "scan Lambda's 30 s timeout).",
     )
     uw_attempts: int = Field(
         3, ge=1, description="Tries per Unusual Whales call on 429, 5xx or no answer."

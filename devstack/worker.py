@@ -220,6 +220,7 @@ def flow_scan_job(c: Any) -> Callable[[], Any]:
             rules=bootstrap.flow_scan_rules(s),
             watchlist=watchlist,
             lookback_minutes=s.flow_scan_lookback_minutes,
+            budget_s=s.flow_scan_budget_s,
             force=True,
         )
         if result.get("new") or result.get("errors"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,14 +87,18 @@ def scan_flow(
     watchlist: tuple[str, ...],
     lookback_minutes: int = 10,
     force: bool = False,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """One scan (module docstring); skipped without a source or outside the session
-    unless `force`. Returns what it did, for the log."""
+    unless `force`. Once `budget_s` has passed (the Lambda's timeout is near), no further
+    vendor call is started; the ones skipped are reported. Returns what it did."""
     if source is None:
         return {"skipped": SOURCE_OFF}
     if not force and not is_market_open(now):
         return {"skipped": "outside the trading session"}
     since = now - timedelta(minutes=lookback_minutes)
+    ends = None if budget_s is None else clock() + budget_s
     errors: dict[str, str] = {}
     prints: list[FlowPrint] = []
     queries: list[tuple[str, tuple[str, ...], float | None]] = [
@@ -109,6 +115,9 @@ def scan_flow(
             errors[f"flow_alerts:{name}"] = str(exc)
     darkpool: dict[str, list[DarkPoolPrint]] = {}
     for symbol in watchlist:
+        if ends is not None and clock() >= ends:
+            errors[f"darkpool:{symbol}"] = f"skipped: the scan's {budget_s:g} s were used up"
+            continue
         try:
             darkpool[symbol] = source.darkpool(symbol)
         except FlowUnavailable as exc:

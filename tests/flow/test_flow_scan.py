@@ -237,3 +237,22 @@ def test_the_local_stacks_scan_job_records_highlights(aws, uw, monkeypatch):
 
     found = bootstrap.flow_highlights(c).recent(now - timedelta(hours=1), now)
     assert {h.kind for h in found} == {"sweep", "repeated_hits"}  # no watchlist: no dark pool
+
+
+def test_a_scan_starts_no_call_once_its_budget_is_used(aws, uw, clock, store):
+    seed(uw, NOW)
+    ticks = iter([0.0, 5.0, 25.0, 30.0])  # the scan starts, NVDA's call, then time is up
+
+    result = scan_flow(
+        make_client(uw, clock),
+        store,
+        Recorder(),
+        NOW,
+        rules=RULES,
+        watchlist=("NVDA", "AAPL"),
+        budget_s=20.0,
+        clock=lambda: next(ticks),
+    )
+
+    assert result["errors"] == {"darkpool:AAPL": "skipped: the scan's 20 s were used up"}
+    assert [c["path"] for c in uw.calls("/api/darkpool/")] == ["/api/darkpool/NVDA"]

@@ -390,6 +390,106 @@ def get_bars() -> Response:
 # (its additions go below, above the next section)
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def scan_flow(event: Any) -> dict[str, Any]:
+    """Record "smart money" flow highlights; notify those on the watchlist (in the session)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.flow_scan import current_watchlist
+    from chalicelib.services.flow_scan import scan_flow as scan
+
+    c = bootstrap.container()
+    s = c.settings
+    store = bootstrap.flow_highlights(c)
+    watchlist, _ = current_watchlist(store, s.watchlist)
+    result = scan(
+        bootstrap.flow_source(c, timeout_s=s.uw_scan_timeout_s),
+        store,
+        c.notifier,
+        utc_now(),
+        rules=bootstrap.flow_scan_rules(s),
+        watchlist=watchlist,
+        lookback_minutes=s.flow_scan_lookback_minutes,
+        budget_s=s.flow_scan_budget_s,
+    )
+    if result.get("new") or result.get("errors"):
+        app.log.info(json.dumps({"scan_flow": result}, default=str))
+    return result
+
+
+def _whole_number(name: str, default: int, top: int) -> int | Response:
+    raw = (app.current_request.query_params or {}).get(name, str(default))
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= top):
+        return _json(400, {"error": f"{name} must be a whole number (1 to {top})", "field": name})
+    return int(raw)
+
+
+@app.route("/api/flow", methods=["GET"])
+def list_flow() -> Response:
+    """Recent flow highlights, newest first (`?hours=` 1..168, `?limit=` 1..500, `?symbol=`)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.flow_scan import TICKER, flow_view
+
+    if not _authorized():
+        return _unauthorized()
+    hours = _whole_number("hours", 24, 168)
+    limit = _whole_number("limit", 100, 500)
+    if isinstance(hours, Response):
+        return hours
+    if isinstance(limit, Response):
+        return limit
+    symbol = (app.current_request.query_params or {}).get("symbol", "").strip().upper() or None
+    if symbol is not None and not TICKER.match(symbol):
+        return _json(400, {"error": "symbol must be a ticker, e.g. AAPL", "field": "symbol"})
+    c = bootstrap.container()
+    source = bootstrap.flow_source(c)
+    body = flow_view(
+        bootstrap.flow_highlights(c),
+        source.name if source else None,
+        utc_now(),
+        hours=hours,
+        limit=limit,
+        symbol=symbol,
+    )
+    return _json(200, body)
+
+
+@app.route("/api/watchlist", methods=["GET"])
+def get_watchlist() -> Response:
+    """The tickers whose flow highlights are notified, and where the list came from."""
+    from chalicelib.services.flow_scan import current_watchlist
+
+    if not _authorized():
+        return _unauthorized()
+    c = bootstrap.container()
+    symbols, origin = current_watchlist(bootstrap.flow_highlights(c), c.settings.watchlist)
+    return _json(200, {"watchlist": list(symbols), "source": origin})
+
+
+@app.route("/api/watchlist", methods=["PUT"], content_types=["application/json"])
+def put_watchlist() -> Response:
+    """Replace the watchlist: `{"symbols": ["AAPL", "MSFT"]}` (`[]` empties it)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.flow_scan import BadWatchlist, parse_symbols
+
+    if not _authorized():
+        return _unauthorized()
+    raw = app.current_request.raw_body or b""
+    if len(raw) > 16 * 1024:
+        return _json(413, {"error": "body too large"})
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(400, {"error": 'body must be JSON: {"symbols": ["AAPL", "MSFT"]}'})
+    if not isinstance(body, dict) or "symbols" not in body:
+        return _json(422, {"error": 'body must be {"symbols": [...]}', "field": "symbols"})
+    try:
+        symbols = parse_symbols(body["symbols"])
+    except BadWatchlist as exc:
+        return _json(422, {"error": str(exc), "field": "symbols"})
+    bootstrap.flow_highlights(bootstrap.container()).set_watchlist(symbols, utc_now())
+    return _json(200, {"watchlist": list(symbols), "source": "state"})
+
+
 # --- score, notes and ranking (issue 12) ---
 # (its additions go below, above the next section)
 

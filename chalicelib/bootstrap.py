@@ -13,18 +13,27 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable  # flow (issue 12)
     from datetime import datetime
 
-    from chalicelib.domain import Alert, DayClassification, MarketSnapshot
+    from chalicelib.domain import (
+        Alert,
+        DayClassification,
+        FlowSummary,  # flow (issue 12)
+        MarketSnapshot,
+    )
     from chalicelib.ports import (
         AlertQueue,
         AlertStore,
         Broker,
+        FlowHighlights,  # flow (issue 12)
+        FlowSource,  # flow (issue 12)
         MarketData,
         Notifier,
         RuntimeSettings,
         StateStore,
     )
+    from chalicelib.rules.flow_highlights import ScanRules  # flow (issue 12)
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
     from chalicelib.services.context import ContextSources
@@ -352,6 +361,78 @@ def replay_market_data(settings: Settings) -> MarketData:
 
 # --- flow (issue 12) ---
 # (its additions go below, above the next section)
+
+
+def flow_source(c: Container, *, timeout_s: float | None = None) -> FlowSource | None:
+    """Unusual Whales when a token is set, else None (flow is off). Its rate limit and
+    response cache live in the state table, shared by every Lambda. `timeout_s` overrides
+    FLOWTRADER_UW_TIMEOUT_S (the scanner's longer budget); one adapter per budget."""
+    s = c.settings
+    if not s.unusual_whales_api_key.get_secret_value():
+        return None
+    budget = s.uw_timeout_s if timeout_s is None else timeout_s
+    sources: dict[float, FlowSource] = c.__dict__.setdefault("_flow_sources", {})
+    if budget not in sources:
+        from chalicelib.adapters.dynamodb_rate_limit import DynamoRateLimit
+        from chalicelib.adapters.dynamodb_response_cache import DynamoResponseCache
+        from chalicelib.adapters.unusual_whales import NAME, UnusualWhales
+
+        client = c.boto_session.client("dynamodb")
+        sources[budget] = UnusualWhales.from_settings(
+            s,
+            rate_limit=DynamoRateLimit(client, s.state_table, NAME),
+            cache=DynamoResponseCache(client, s.state_table, NAME),
+            timeout_s=budget,
+        )
+    return sources[budget]
+
+
+def flow_for_alerts(c: Container) -> Callable[[Alert, datetime], FlowSummary] | None:
+    """The decision's flow slot (`ContextSources.flow`): the alert's ticker over
+    FLOWTRADER_FLOW_WINDOW_MINUTES, judged against its entry side; None without a token.
+    It raises `FlowUnavailable` within FLOWTRADER_UW_TIMEOUT_S (a gap in the context)."""
+    source = flow_source(c)
+    if source is None:
+        return None
+    from chalicelib.services.flow import flow_summary_for
+
+    s = c.settings
+
+    def flow(alert: Alert, now: datetime) -> FlowSummary:
+        return flow_summary_for(
+            alert.symbol,
+            alert.entry_side,
+            source,
+            now,
+            window_minutes=s.flow_window_minutes,
+            min_imbalance=s.flow_min_imbalance,
+        )
+
+    return flow
+
+
+def flow_highlights(c: Container) -> FlowHighlights:
+    """The scanner's highlights and the watchlist (state table)."""
+    store: FlowHighlights | None = c.__dict__.get("_flow_highlights")
+    if store is None:
+        from chalicelib.adapters.dynamodb_flow_highlights import DynamoFlowHighlights
+
+        store = DynamoFlowHighlights(c.boto_session.client("dynamodb"), c.settings.state_table)
+        c.__dict__["_flow_highlights"] = store
+    return store
+
+
+def flow_scan_rules(settings: Settings) -> ScanRules:
+    """The scanner's thresholds as configured."""
+    from chalicelib.rules.flow_highlights import ScanRules
+
+    return ScanRules(
+        sweep_min_premium_usd=settings.flow_sweep_min_premium_usd,
+        repeat_min_alerts=settings.flow_repeat_min_alerts,
+        repeat_min_premium_usd=settings.flow_repeat_min_premium_usd,
+        darkpool_size_multiple=settings.flow_darkpool_size_multiple,
+        darkpool_min_premium_usd=settings.flow_darkpool_min_premium_usd,
+    )
 
 
 # --- score, notes and ranking (issue 12) ---

@@ -448,6 +448,110 @@ class DayClassification(BaseModel):
 # --- flow (issue 12): options and dark-pool flow around the alert ------------------------
 
 
+class FlowPrint(BaseModel):
+    """One Unusual Whales flow alert: trades on one option contract aggregated by a rule
+    (RepeatedHits, sweeps, ...). Premiums in USD; `size` in contracts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    option_symbol: str  # OCC symbol, e.g. MSFT231222C00375000
+    option_type: str  # call | put
+    created_at: datetime
+    premium_usd: float
+    ask_side_premium_usd: float = 0.0
+    bid_side_premium_usd: float = 0.0
+    size: int = 0
+    trade_count: int = 0
+    is_sweep: bool = False
+    alert_rule: str = ""
+    strike: float | None = None
+    expiry: date | None = None
+    price: float | None = None  # the option's price per share
+    underlying_price: float | None = None
+    volume: int | None = None
+    open_interest: int | None = None
+    alert_id: str | None = None
+
+    @property
+    def bullish_premium_usd(self) -> float:
+        """Premium that bets on a rise: calls bought at the ask, puts sold at the bid."""
+        call = self.option_type == "call"
+        return self.ask_side_premium_usd if call else self.bid_side_premium_usd
+
+    @property
+    def bearish_premium_usd(self) -> float:
+        """Premium that bets on a fall: calls sold at the bid, puts bought at the ask."""
+        call = self.option_type == "call"
+        return self.bid_side_premium_usd if call else self.ask_side_premium_usd
+
+    @property
+    def key(self) -> str:
+        """A stable identity for the alert: UW's id when it sends one."""
+        return self.alert_id or f"{self.option_symbol}@{self.created_at.isoformat()}"
+
+
+class DarkPoolPrint(BaseModel):
+    """One off-exchange (dark-pool) stock trade; `premium_usd` = price × size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    executed_at: datetime
+    price: float
+    size: int
+    premium_usd: float
+    nbbo_bid: float | None = None
+    nbbo_ask: float | None = None
+    day_volume: int | None = None  # the stock's volume for the day when the print was reported
+    tracking_id: str | None = None
+    market_center: str | None = None
+    canceled: bool = False
+
+
+class NetPremTick(BaseModel):
+    """One minute of a ticker's options tape: net premium = ask-side − bid-side (USD)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    time: datetime
+    net_call_premium: float
+    net_put_premium: float
+    net_call_volume: int = 0
+    net_put_volume: int = 0
+    call_volume: int = 0
+    put_volume: int = 0
+    net_delta: float | None = None
+
+
+class MarketTide(BaseModel):
+    """One tick of Unusual Whales' market-wide tide: net call and put premium (USD)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    time: datetime
+    net_call_premium: float
+    net_put_premium: float
+    net_volume: int = 0
+
+
+class FlowHighlight(BaseModel):
+    """A "smart money" print the scanner recorded: a large sweep, repeated hits on one
+    contract, or a dark-pool print large against the day's usual size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # idempotency: the same print is recorded once
+    symbol: str
+    kind: str  # sweep | repeated_hits | darkpool
+    at: datetime  # when the vendor saw it
+    premium_usd: float
+    headline: str
+    direction: str = "neutral"  # bullish | bearish | neutral
+    option_symbol: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class FlowSummary(BaseModel):
     """Options and dark-pool flow for one ticker over a window, and whether it agrees with
     the alert's side. USD amounts; `agrees` is None when the flow is balanced or empty."""
@@ -467,6 +571,13 @@ class FlowSummary(BaseModel):
     direction: str = "neutral"  # bullish | bearish | neutral
     agrees: bool | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    side: Side | None = None  # the alert's entry side it was judged against
+    as_of: datetime | None = None
+    source: str = ""  # the FlowSource it came from: unusual_whales
+    print_count: int = 0  # flow alerts inside the window
+    largest_prints: tuple[FlowPrint, ...] = ()  # by premium, largest first
+    darkpool_ratio: float | None = None  # darkpool_notional / darkpool_avg_notional
+    net_tick_premium: float | None = None  # Σ (net call − net put) premium over the window
 
 
 # --- score (issue 12): how good the setup looks, 0..100 ----------------------------------

@@ -15,9 +15,14 @@ from chalicelib.domain import (
     Alert,
     Bar,
     ClosedTrade,
+    DarkPoolPrint,
     DayClassification,
     DayType,
+    FlowHighlight,
+    FlowPrint,
+    MarketTide,
     MarketTrade,
+    NetPremTick,
     Order,
     OrderIntent,
     Position,
@@ -389,6 +394,89 @@ class DayTypeState(RiskState, DayClassifications, Protocol):
 
 
 # --- flow (issue 12) -----------------------------------------------------------------------
+
+
+class FlowUnavailable(Exception):
+    """The flow vendor could not answer in time (down, rate-limited, timed out, a body that
+    is not its documented shape). The decision goes on without flow; the message says why,
+    without secrets."""
+
+
+class FlowSource(Protocol):
+    """Options flow and dark-pool prints (Unusual Whales). Every call returns within
+    `timeout_s` seconds (retries and rate-limit waits included) or raises `FlowUnavailable`.
+    Times are UTC; lists as the vendor orders them (newest first)."""
+
+    name: str
+    timeout_s: float
+
+    def flow_alerts(
+        self,
+        symbols: tuple[str, ...] = (),
+        *,
+        newer_than: datetime | None = None,
+        min_premium: float | None = None,
+        is_sweep: bool | None = None,
+        side: str | None = None,
+        option_type: str | None = None,
+        limit: int = 100,
+    ) -> list[FlowPrint]:
+        """Flow alerts for `symbols` (all tickers when empty); `side` "ask" | "bid",
+        `option_type` "call" | "put" filter at the vendor."""
+        ...
+
+    def net_prem_ticks(self, symbol: str, day: date | None = None) -> list[NetPremTick]:
+        """Per-minute net call/put premium for the trading day (default: the current one)."""
+        ...
+
+    def darkpool(
+        self,
+        symbol: str,
+        *,
+        day: date | None = None,
+        newer_than: datetime | None = None,
+        limit: int = 500,
+    ) -> list[DarkPoolPrint]: ...
+
+    def market_tide(self, day: date | None = None) -> list[MarketTide]: ...
+
+
+class SharedRateLimit(Protocol):
+    """A request budget shared by every Lambda (the state table): `try_acquire` takes one
+    request of the current minute's `limit`; `block_until` makes every caller wait (the
+    vendor said so: a 429's Retry-After, an exhausted per-minute budget)."""
+
+    def try_acquire(self, now_s: float, limit: int) -> bool: ...
+
+    def block_until(self, until_s: float) -> None: ...
+
+    def blocked_until(self) -> float | None: ...
+
+
+class ResponseCache(Protocol):
+    """Vendor answers shared by concurrent Lambdas for a few seconds (the state table)."""
+
+    def get(self, key: str, now_s: float) -> bytes | None: ...
+
+    def put(self, key: str, body: bytes, now_s: float, ttl_s: float) -> None: ...
+
+
+class FlowHighlights(Protocol):
+    """The scanner's highlights and the user's watchlist (the state table)."""
+
+    def record_once(self, highlight: FlowHighlight, seen_at: datetime) -> bool:
+        """Store the highlight unless its key is known; True when it was new."""
+        ...
+
+    def recent(self, since: datetime, until: datetime, limit: int = 100) -> list[FlowHighlight]:
+        """Highlights of prints from `since` (on the UTC days up to `until`), newest first."""
+        ...
+
+    def watchlist(self) -> tuple[str, ...] | None:
+        """The stored watchlist, or None when none was ever stored."""
+        ...
+
+    def set_watchlist(self, symbols: tuple[str, ...], at: datetime) -> None: ...
 
 
 # --- score (issue 12) ----------------------------------------------------------------------

@@ -231,6 +231,90 @@ class Settings(BaseSettings):
 
     # --- flow (issue 12) ---
     # (its fields go below, above the next section)
+    # adapters/unusual_whales.py, rules/flow.py, services/flow.py, services/flow_scan.py
+    unusual_whales_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Unusual Whales API token (bearer); empty reads it from secrets_arn, and "
+        "with none flow is off (decisions go on without it and say so).",
+    )
+    uw_base_url: str = Field(
+        "https://api.unusualwhales.com",
+        description="Unusual Whales API address (tests point it at a local fake).",
+    )
+    uw_requests_per_minute: int = Field(
+        120,
+        ge=0,
+        description="Your Unusual Whales plan's requests per minute, shared by every Lambda "
+        "through the state table (0: no client-side limit).",
+    )
+    uw_timeout_s: float = Field(
+        1.2,
+        gt=0,
+        description="Longest an alert's flow lookup may take, retries and rate-limit waits "
+        "included (seconds; keep it under FLOWTRADER_CONTEXT_DEADLINE_S); past it the "
+        "decision goes on without flow.",
+    )
+    uw_scan_timeout_s: float = Field(
+        8.0, gt=0, description="The same budget for each call of the flow scanner (seconds)."
+    )
+    flow_scan_budget_s: float = Field(
+        20.0,
+        gt=0,
+        description="A flow scan starts no vendor call after this long (seconds; under the "
+        "scan Lambda's 30 s timeout).",
+    )
+    uw_attempts: int = Field(
+        3, ge=1, description="Tries per Unusual Whales call on 429, 5xx or no answer."
+    )
+    uw_cache_ttl_s: float = Field(
+        20.0,
+        ge=0,
+        description="How long Unusual Whales answers are shared between Lambdas through the "
+        "state table (seconds; 0: no cache).",
+    )
+    flow_window_minutes: int = Field(
+        30, ge=1, description="Options and dark-pool flow this many minutes before an alert."
+    )
+    flow_min_imbalance: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Flow is bullish/bearish when (bullish − bearish) / (bullish + bearish) "
+        "premium is at least this far from 0 (0.2: a 60/40 split), else neutral.",
+    )
+    require_flow_agreement: bool = Field(
+        False,
+        description="Refuse entries whose options flow points the other way (missing or "
+        "neutral flow never refuses).",
+    )
+    watchlist: str = Field(
+        "",
+        description="Comma-separated tickers whose flow highlights are notified; "
+        "PUT /api/watchlist replaces it.",
+    )
+    flow_scan_lookback_minutes: int = Field(
+        10, ge=1, description="Each flow scan reads the flow alerts of this many minutes."
+    )
+    flow_sweep_min_premium_usd: float = Field(
+        250_000.0, ge=0, description="A sweep is a highlight from this premium (USD)."
+    )
+    flow_repeat_min_alerts: int = Field(
+        3,
+        ge=2,
+        description="Repeated hits: this many flow alerts on one contract within a scan.",
+    )
+    flow_repeat_min_premium_usd: float = Field(
+        100_000.0, ge=0, description="... summing to at least this premium (USD)."
+    )
+    flow_darkpool_size_multiple: float = Field(
+        10.0,
+        gt=0,
+        description="A dark-pool print is a highlight at this many times the day's average "
+        "print size (watchlist tickers)...",
+    )
+    flow_darkpool_min_premium_usd: float = Field(
+        1_000_000.0, ge=0, description="... and at least this notional (USD)."
+    )
 
     # --- score, notes and ranking (issue 12) ---
     # (its fields go below, above the next section)

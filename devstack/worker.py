@@ -29,6 +29,7 @@ VISIBILITY_S = 20  # how long a taken message stays invisible without an extensi
 HEARTBEAT_EVERY_S = 2.0
 SYNC_EVERY_S = 10.0  # the sync_portfolio schedule's local cadence (every minute in AWS)
 DAY_TYPE_EVERY_S = 30.0  # classify_day's local tick (every minute of the session in AWS)
+FLOW_SCAN_EVERY_S = 300.0  # scan_flow's cadence, as in AWS (only with an Unusual Whales token)
 
 
 def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -200,6 +201,34 @@ def lambda_concurrency(app: Any, handler_name: str = "process_alerts") -> tuple[
     return 1, 10
 
 
+def flow_scan_job(c: Any) -> Callable[[], Any]:
+    """The app's scan_flow schedule (flow, issue 12), at any hour like the local sync."""
+
+    def scan() -> None:
+        from chalicelib import bootstrap
+        from chalicelib.domain import utc_now
+        from chalicelib.services.flow_scan import current_watchlist, scan_flow
+
+        s = c.settings
+        store = bootstrap.flow_highlights(c)
+        watchlist, _ = current_watchlist(store, s.watchlist)
+        result = scan_flow(
+            bootstrap.flow_source(c, timeout_s=s.uw_scan_timeout_s),
+            store,
+            c.notifier,
+            utc_now(),
+            rules=bootstrap.flow_scan_rules(s),
+            watchlist=watchlist,
+            lookback_minutes=s.flow_scan_lookback_minutes,
+            budget_s=s.flow_scan_budget_s,
+            force=True,
+        )
+        if result.get("new") or result.get("errors"):
+            log.info("flow scan: %s", json.dumps(result, default=str))
+
+    return scan
+
+
 def main() -> int:
     """The worker process of the local stack: the queue consumers, the sweeper, the
     notification tap and the heartbeat, configured from the environment the stack hands it."""
@@ -258,6 +287,11 @@ def main() -> int:
         Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}, None), "day-type"),
         #
         # --- flow (issue 12): its local schedules go below ---
+        *(
+            [Every(FLOW_SCAN_EVERY_S, flow_scan_job(c), "flow-scan")]
+            if c.settings.unusual_whales_api_key.get_secret_value()
+            else []
+        ),
         #
         # --- score, notes (issue 12): its local schedules go below ---
         #

@@ -361,3 +361,30 @@ class PatternDayTrader:
                 check=self.name,
             )
         return Verdict.allow(self.name)
+
+
+@dataclass(frozen=True)
+class FlowAgreement:
+    """With `required` (FLOWTRADER_REQUIRE_FLOW_AGREEMENT), no entry against the options
+    flow: a buy while flow is bearish, a sell/short while it is bullish (rules/flow.py),
+    judged on the order's own side (the opening half of a reverse included).
+    Missing or neutral flow allows: a vendor that is down never stops trading."""
+
+    name: ClassVar[str] = "flow_agreement"
+    required: bool = False
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        if not self.required or not proposal.opens or proposal.context is None:
+            return Verdict.allow(self.name)
+        flow = proposal.context.flow
+        buying = proposal.intent.side is Side.BUY
+        against = "bearish" if buying else "bullish"
+        if flow is None or flow.direction != against:
+            return Verdict.allow(self.name)
+        entry = "long" if buying else "short"
+        return Verdict.deny(
+            f"options flow disagrees: {flow.direction} in {flow.symbol} over the last "
+            f"{flow.window_minutes} min (bullish {flow.bullish_premium:,.0f} vs bearish "
+            f"{flow.bearish_premium:,.0f} USD premium) against a {entry} entry",
+            check=self.name,
+        )

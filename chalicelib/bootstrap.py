@@ -58,6 +58,7 @@ def risk_limits(settings: Settings) -> RiskLimits:
         pdt_guard=settings.pdt_guard,
         choppy_min_score=settings.choppy_min_score,
         require_volume_confirmation=settings.require_volume_confirmation,
+        require_flow_agreement=settings.require_flow_agreement,
     )
 
 
@@ -265,7 +266,9 @@ class Container:
         def day(alert: Alert, now: datetime) -> DayClassification | None:
             return todays_classification(self.state_store, now)
 
-        return ContextSources(market=market, day=day, deadline_s=s.context_deadline_s)
+        return ContextSources(
+            market=market, day=day, flow=flow_for_alerts(self), deadline_s=s.context_deadline_s
+        )
 
     def market_data(self, name: str | None = None) -> MarketData:
         """The market-data source `name` names (default `settings.data_source`): alpaca,

@@ -28,6 +28,7 @@ from chalicelib.rules.checks import (
     Check,
     Cooldown,
     DailyLossLimit,
+    FlowAgreement,
     KillSwitch,
     MarketHours,
     MaxGrossExposure,
@@ -62,6 +63,8 @@ class RiskLimits:
     # on a choppy day; entries need volume confirmation when `require_volume_confirmation`.
     choppy_min_score: float = 0.0
     require_volume_confirmation: bool = False
+    # Flow (issue 12): deny entries whose options flow disagrees with their side.
+    require_flow_agreement: bool = False
 
 
 def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
@@ -71,6 +74,7 @@ def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
         MarketHours(enabled=limits.market_hours_only),
         NoTradeDay(),
         VolumeConfirmation(enabled=limits.require_volume_confirmation),
+        FlowAgreement(required=limits.require_flow_agreement),
         DailyLossLimit(max_loss_usd=limits.max_daily_loss_usd),
         MaxOpenPositions(max_positions=limits.max_open_positions),
         MaxPositionNotional(max_notional_usd=limits.max_position_notional_usd),

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
         AlertQueue,
         AlertStore,
         Broker,
+        DashboardSessions,
         MarketData,
         Notifier,
+        RecentAlerts,
         RuntimeSettings,
         StateStore,
     )
@@ -360,6 +362,23 @@ def replay_market_data(settings: Settings) -> MarketData:
 
 # --- dashboard and actions (issue 13) ---
 # (its additions go below, above the next section)
+
+
+def dashboard_sessions(c: Container) -> DashboardSessions:
+    """Dashboard login sessions in the state table, over the container's DynamoDB client."""
+    from chalicelib.adapters.dynamodb_sessions import DynamoSessionStore
+
+    return DynamoSessionStore(c.dynamodb_client, c.settings.state_table)
+
+
+def recent_alerts_store(c: Container) -> RecentAlerts:
+    """The alerts table's `recent` index (the alert store's adapter implements it)."""
+    from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+
+    store = c.alert_store
+    if not isinstance(store, DynamoAlertStore):
+        raise TypeError(f"{type(store).__name__} cannot list recent alerts")
+    return store
 
 
 # --- reports and alert channels (issue 13) ---

@@ -414,11 +414,16 @@ DASHBOARD_FILES = {
     "lightweight-charts.NOTICE": ("text/plain; charset=utf-8", False),
     "lightweight-charts.LICENSE": ("text/plain; charset=utf-8", False),
 }
+# lightweight-charts draws TradingView's attribution logo (its licence asks for the link)
+# with one fixed <style> element: the policy allows exactly that text, by its hash
+# (tests/dashboard/test_session.py recomputes it from the vendored build).
+CHART_LOGO_STYLE_HASH = "sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY="
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        f"default-src 'self'; script-src 'self'; style-src 'self' '{CHART_LOGO_STYLE_HASH}'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",

@@ -337,6 +337,7 @@
   $("journal-filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
   $("chart-symbol").addEventListener("change", () => { state.chartSymbol = $("chart-symbol").value; refresh(); });
   $("logout").addEventListener("click", async () => {
+    state.stopped = true;
     try { await api("dashboard/logout", { method: "POST", body: {} }); } catch (e) { /* reloads below */ }
     window.location.reload();
   });
@@ -361,7 +362,7 @@
   }
 
   async function refresh() {
-    if (state.busy) return;
+    if (state.busy || state.stopped) return;
     state.busy = true;
     try {
       const [alerts, held] = await Promise.all([
@@ -393,7 +394,11 @@
     state.refreshMs = Math.max(2, session.refresh_s || 5) * 1000;
     state.routes = session.routes || {};
     await refresh();
-    const loop = async () => { await refresh(); setTimeout(loop, state.refreshMs); };
+    const loop = async () => {
+      if (state.stopped) return;
+      await refresh();
+      setTimeout(loop, state.refreshMs);
+    };
     setTimeout(loop, state.refreshMs);
   }
 

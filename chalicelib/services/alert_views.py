@@ -29,6 +29,11 @@ def _latency_ms(record: dict[str, Any]) -> int | None:
     return max(0, round((decided - received).total_seconds() * 1000))
 
 
+def _symbol(ticker: str) -> str:
+    """`NASDAQ:AAPL` → `AAPL`, as `Alert.symbol` splits it."""
+    return ticker.rpartition(":")[2].strip().upper()
+
+
 def alert_row(record: dict[str, Any]) -> dict[str, Any]:
     alert = record.get("alert", {})
     details = record.get("details") or {}
@@ -42,7 +47,7 @@ def alert_row(record: dict[str, Any]) -> dict[str, Any]:
         "alert_id": record["alert_id"],
         "received_at": record["received_at"],
         "updated_at": record.get("updated_at"),
-        "symbol": alert.get("symbol") or alert.get("ticker", ""),
+        "symbol": _symbol(alert.get("ticker", "")),
         "action": alert.get("action"),
         "price": alert.get("price"),
         "strategy": alert.get("strategy"),

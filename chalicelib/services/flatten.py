@@ -91,7 +91,10 @@ def _flatten_one(
     for order in exits.values():
         if order.client_order_id == cid or order.status not in WORKING:
             continue
-        broker.cancel_order(order.broker_order_id)
+        try:
+            broker.cancel_order(order.broker_order_id)
+        except BrokerRejected:  # gone meanwhile: an OCO sibling's cancel took it along
+            continue
         canceled.append(order.client_order_id)
     intent = OrderIntent(
         client_order_id=cid,

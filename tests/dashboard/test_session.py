@@ -220,3 +220,25 @@ def test_the_token_never_lands_in_a_page_a_response_or_a_log(client, caplog):
         assert API_TOKEN not in json.dumps(dict(response.headers)), path
     assert API_TOKEN not in caplog.text
     assert cookie.split("=", 1)[1] not in caplog.text
+
+
+def test_the_page_policy_allows_only_the_chart_logos_own_style():
+    import base64
+    import hashlib
+    import re
+    from pathlib import Path
+
+    from app import CHART_LOGO_STYLE_HASH, PAGE_HEADERS
+
+    build = Path(__file__).resolve().parents[2] / (
+        "chalicelib/dashboard/vendor/lightweight-charts.standalone.production.js"
+    )
+    styles = re.findall(
+        r'createElement\("style"\),this\.\w+\.innerText="([^"]*)"', build.read_text()
+    )
+    digests = {
+        "sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in styles
+    }
+
+    assert digests == {CHART_LOGO_STYLE_HASH}
+    assert "'unsafe-inline'" not in PAGE_HEADERS["Content-Security-Policy"]

@@ -592,6 +592,43 @@ def _forbidden_or_unauthorized() -> Response:
     return _unauthorized()
 
 
+# Other areas' read routes the panels show. A route's refusal (404 "not classified yet",
+# 503 "market data unavailable") is a panel's message, not a failed request in the
+# browser's console: the page reads them through /dashboard/panel/<name>, always 200.
+PANEL_ROUTES = {
+    "day-type": "/api/day-type",
+    "settings": "/api/settings",
+    "flow": "/api/flow",
+    "bars": "/api/bars",
+}
+
+
+@app.route("/dashboard/panel/{name}", methods=["GET"])
+def dashboard_panel(name: str) -> Response:
+    """`{"ok": true, "data": <the route's answer>}` or `{"ok": false, "status", "reason"}`;
+    the query string is the route's own (`/dashboard/panel/bars?symbol=AAPL`)."""
+    if not _authorized():
+        return _unauthorized()
+    path = PANEL_ROUTES.get(name)
+    if path is None:
+        return _json(404, {"error": "no such panel"})
+    entry = app.routes.get(path, {}).get("GET")
+    if entry is None:
+        return _json(200, {"ok": False, "status": 404, "reason": "not available yet"})
+    answer = entry.view_function()
+    body = answer.body
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = {"error": "the route's answer is not JSON"}
+    if answer.status_code == 200:
+        return _json(200, {"ok": True, "data": body})
+    said = [body.get("error"), body.get("reason")] if isinstance(body, dict) else []
+    reason = ": ".join(str(x) for x in said if x) or "unavailable"
+    return _json(200, {"ok": False, "status": answer.status_code, "reason": reason})
+
+
 @app.route("/api/alerts", methods=["GET"])
 def list_alerts() -> Response:
     """Recent alerts with decision, verdicts, score and latency (`?limit=&symbol=&status=

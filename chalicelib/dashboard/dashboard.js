@@ -152,50 +152,53 @@
     );
   }
 
+  // Another area's route, through /dashboard/panel/<name>: {ok, data} or {ok: false, reason}.
+  const panelData = (name, query = "") => api(`dashboard/panel/${name}${query}`);
+
   async function market() {
     const box = $("market");
-    box.replaceChildren();
-    if (!has("/api/day-type")) {
-      box.append(el("p", { class: "muted" }, "Day type: not available yet."));
+    const [dayType, settings] = await Promise.all([panelData("day-type"), panelData("settings")]);
+    const parts = [];
+    if (!dayType.ok) {
+      parts.push(el("p", { class: "muted" }, `Day type: ${dayType.reason}`));
     } else {
-      try {
-        const d = await api("api/day-type");
-        const rows = d.day_type === undefined && Array.isArray(d.days) ? d.days : [d];
-        for (const day of rows) {
-          box.append(el("p", {}, el("span", { class: "badge" }, day.day_type || "unclassified"),
-            ` ${day.symbol || ""} ${day.confidence === undefined ? "" : "confidence " + num(day.confidence * 100, 0) + " %"} `,
-            el("span", { class: "muted" }, day.reason || "")));
-          const features = Object.entries(day.features || {});
-          if (features.length) {
-            box.append(el("ul", { class: "list" }, ...features.map(([k, v]) => el("li", {}, `${k}: ${typeof v === "number" ? num(v, 3) : v}`))));
-          }
-        }
-      } catch (e) {
-        box.append(el("p", { class: "muted" }, `Day type: ${e.message}`));
+      const day = dayType.data;
+      parts.push(el("p", {}, el("span", { class: "badge", id: "day-type" }, day.day_type || "unclassified"),
+        ` ${day.symbol || ""} ${day.confidence === undefined ? "" : "confidence " + num(day.confidence * 100, 0) + " %"} `,
+        el("span", { class: "muted" }, day.reason || "")));
+      const features = Object.entries(day.features || {});
+      if (features.length) {
+        parts.push(el("ul", { class: "list" }, ...features.map(([k, v]) => el("li", {}, `${k}: ${typeof v === "number" ? num(v, 3) : v}`))));
       }
     }
     const select = $("data-source");
-    if (!has("/api/settings")) {
-      box.append(el("p", { class: "muted" }, "Data source: not available yet."));
+    if (!settings.ok) {
+      parts.push(el("p", { class: "muted" }, `Data source: ${settings.reason}`));
       select.disabled = $("data-source-apply").disabled = true;
+      box.replaceChildren(...parts);
       return;
     }
-    const s = await api("api/settings");
-    const choices = s.data_sources || DATA_SOURCES;
-    if (select.options.length !== choices.length) select.replaceChildren(...choices.map((c) => el("option", { value: c }, c)));
-    if (document.activeElement !== select) select.value = s.data_source;
-    box.append(el("p", {}, "Data source: ", el("strong", { id: "data-source-now" }, s.data_source || "–")));
+    const s = settings.data;
+    const choices = (s.choices && s.choices.data_source) || DATA_SOURCES;
+    if (Array.from(select.options, (o) => o.value).join() !== choices.join()) {
+      select.replaceChildren(...choices.map((c) => el("option", { value: c }, c)));
+      select.value = s.data_source;
+    }
+    if (document.activeElement !== select && !select.dataset.touched) select.value = s.data_source;
+    parts.push(el("p", {}, "Data source: ", el("strong", { id: "data-source-now" }, s.data_source || "–")));
     select.disabled = false;
     $("data-source-apply").disabled = !has("/api/settings", "PUT");
+    box.replaceChildren(...parts);
   }
 
   async function flow() {
     const list = $("flow");
-    if (!has("/api/flow")) {
-      list.replaceChildren(el("li", { class: "muted" }, "Not available yet."));
+    const answer = await panelData("flow");
+    if (!answer.ok) {
+      list.replaceChildren(el("li", { class: "muted" }, answer.reason));
       return;
     }
-    const data = await api("api/flow");
+    const data = answer.data;
     const items = (data.highlights || []).map((h) => el("li", {}, typeof h === "string" ? h :
       [h.symbol, h.direction, h.text || h.summary || h.reason, h.premium === undefined ? "" : usd(h.premium)].filter(Boolean).join(" · ")));
     list.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, data.reason || "No highlights.")]));
@@ -224,11 +227,14 @@
     let total = 0;
     const points = uniqueTimes(trades.map((t) => ({ time: seconds(t.exit_time), value: (total += t.pnl_usd) })));
     message.textContent = points.length ? "" : "No closed trades in the last 30 days.";
+    $("equity").hidden = !points.length;
+    if (!points.length) return;
     if (!charts.equity) {
       charts.equity = LWC.createChart($("equity"), chartOptions());
       charts.equityLine = charts.equity.addSeries(LWC.LineSeries, { color: "#58a6ff", lineWidth: 2 });
     }
     charts.equityLine.setData(points.map((p) => ({ time: p.time, value: Math.round(p.value * 100) / 100 })));
+    charts.equity.timeScale().fitContent();
   }
 
   function chartSymbols(alerts, held) {
@@ -244,18 +250,31 @@
     const message = $("chart-message");
     const symbol = state.chartSymbol;
     if (!symbol) { message.textContent = "No symbol yet: the chart follows your positions and alerts."; return; }
-    if (!has("/api/bars")) { message.textContent = "Price bars: not available yet."; return; }
     if (!LWC) { message.textContent = "Chart library missing."; return; }
-    const data = await api(`api/bars?symbol=${encodeURIComponent(symbol)}&timeframe=1Min&limit=390`);
+    const answer = await panelData("bars", `?symbol=${encodeURIComponent(symbol)}&timeframe=1Min&limit=390`);
+    const data = answer.ok ? answer.data : { bars: [] };
     const bars = uniqueTimes((data.bars || []).map((b) => ({ time: seconds(b.time), open: b.open, high: b.high, low: b.low, close: b.close })));
-    message.textContent = bars.length ? "" : (data.reason || `No bars for ${symbol}.`);
+    message.textContent = bars.length ? "" : `Price bars for ${symbol}: ${answer.ok ? "none yet" : answer.reason}`;
+    $("chart").hidden = !bars.length;
+    if (!bars.length) return;
     if (!charts.price) {
       charts.price = LWC.createChart($("chart"), chartOptions());
-      charts.candles = charts.price.addSeries(LWC.CandlestickSeries, {});
+      // Keep the stop and target lines in view: the scale spans them as well as the bars.
+      charts.candles = charts.price.addSeries(LWC.CandlestickSeries, {
+        autoscaleInfoProvider: (original) => {
+          const range = original();
+          if (!range || !charts.lineRange) return range;
+          const [low, high] = charts.lineRange;
+          range.priceRange.minValue = Math.min(range.priceRange.minValue, low);
+          range.priceRange.maxValue = Math.max(range.priceRange.maxValue, high);
+          return range;
+        },
+      });
       charts.markers = LWC.createSeriesMarkers(charts.candles, []);
       charts.lines = [];
     }
     charts.candles.setData(bars);
+    if (charts.fitted !== symbol) { charts.price.timeScale().fitContent(); charts.fitted = symbol; }
     const mine = trades.filter((t) => t.symbol === symbol);
     const markers = [];
     for (const t of mine) {
@@ -266,16 +285,28 @@
     for (const o of orders.filter((o) => o.symbol === symbol && o.filled_at && !o.parent_client_order_id)) {
       markers.push({ time: seconds(o.filled_at), position: o.side === "buy" ? "belowBar" : "aboveBar", color: "#d29922", shape: o.side === "buy" ? "arrowUp" : "arrowDown", text: `${o.side} ${num(o.filled_avg_price)}` });
     }
-    const first = bars.length ? bars[0].time : 0;
-    charts.markers.setMarkers(markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time));
+    // A marker sits on the bar its moment falls in (the chart places markers on bar times).
+    const snapped = [];
+    for (const m of markers) {
+      let bar = null;
+      for (const b of bars) { if (b.time <= m.time) bar = b; else break; }
+      if (bar) snapped.push({ ...m, time: bar.time });
+    }
+    charts.markers.setMarkers(snapped.sort((a, b) => a.time - b.time));
     for (const line of charts.lines) charts.candles.removePriceLine(line);
     charts.lines = [];
     const working = new Set(["new", "accepted", "pending", "partially_filled"]);
     const legs = orders.filter((o) => o.symbol === symbol).flatMap((o) => [o, ...(o.legs || [])]);
+    const levels = [];
     for (const leg of legs.filter((l) => working.has(l.status))) {
-      if (leg.stop_price) charts.lines.push(charts.candles.createPriceLine({ price: leg.stop_price, color: "#f85149", lineStyle: 2, title: "stop" }));
-      else if (leg.limit_price && leg.parent_client_order_id) charts.lines.push(charts.candles.createPriceLine({ price: leg.limit_price, color: "#3fb950", lineStyle: 2, title: "target" }));
+      if (leg.stop_price) levels.push([leg.stop_price, "#f85149", "stop"]);
+      else if (leg.limit_price && leg.parent_client_order_id) levels.push([leg.limit_price, "#3fb950", "target"]);
     }
+    for (const [price, color, title] of levels) {
+      charts.lines.push(charts.candles.createPriceLine({ price, color, lineStyle: 2, title }));
+    }
+    charts.lineRange = levels.length ? [Math.min(...levels.map((l) => l[0])), Math.max(...levels.map((l) => l[0]))] : null;
+    $("chart").dataset.levels = levels.map((l) => l[2]).join(",");
   }
 
   // --- journal -----------------------------------------------------------------------
@@ -329,7 +360,9 @@
       engage ? "Engage the kill switch? No order will be placed until it is released." : "Release the kill switch and allow trading?",
       () => api("api/kill-switch", { method: "PUT", body: { engaged: engage, reason: engage ? "engaged from the dashboard" : "" } }));
   });
+  $("data-source").addEventListener("change", () => { $("data-source").dataset.touched = "1"; });
   $("data-source-apply").addEventListener("click", () => {
+    delete $("data-source").dataset.touched;
     const source = $("data-source").value;
     act(`Data source ${source}`, `Switch the market data source to ${source}?`,
       () => api("api/settings", { method: "PUT", body: { data_source: source } }));

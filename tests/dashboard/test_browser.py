@@ -14,9 +14,11 @@ of one's own instead of its bundled build
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,33 @@ if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium: apt-get install -y chromium", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
+sync_api.expect.set_options(timeout=15_000)  # 2 shared cores: a first request can be slow
+
+
+def _recent_bars(path: Path, symbol: str, minutes: int = 60) -> Path:
+    """A bar file (the `files` source's CSV: time, OHLCV) of the last `minutes` 1-minute
+    bars, so the price chart has a market to draw; the last close is 190.00."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = ["time,open,high,low,close,volume"]
+    for n in range(minutes, 0, -1):
+        close = 190.0 + 0.6 * math.sin(n / 7) - 0.6 * math.sin(1 / 7) + 0.01 * (n % 3)
+        start = now - timedelta(minutes=n)
+        rows.append(f"{start.isoformat()},{close - 0.05:.2f},{close + 0.1:.2f},"
+                    f"{close - 0.1:.2f},{close:.2f},{1000 + 10 * n}")  # fmt: skip
+    target = path / f"{symbol}_1min.csv"
+    target.write_text("\n".join(rows) + "\n")
+    return target
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("dashboard-stack")
     running = Stack(
-        tmp_path_factory.mktemp("dashboard-stack"),
+        data,
         FLOWTRADER_DASHBOARD_REFRESH_S="2",
         FLOWTRADER_FRESH="1",
+        FLOWTRADER_DATA_SOURCE="files",
+        FLOWTRADER_DATA_FILE=str(_recent_bars(data, "AAPL")),
     )
     yield running
     running.stop()
@@ -108,7 +129,7 @@ def test_trader_sees_alerts_positions_pnl_and_trips_the_kill_switch(stack, brows
     page.on("dialog", lambda dialog: dialog.accept())  # every action is confirmed first
 
     _log_in(page, stack.base, TOKEN)
-    sync_api.expect(page.locator("#panel-setups")).to_be_visible()
+    sync_api.expect(page.locator("#panel-setups")).to_be_visible(timeout=WAIT_MS)
     cookie = next(c for c in context.cookies() if c["name"] == "ft_session")
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
@@ -132,8 +153,13 @@ def test_trader_sees_alerts_positions_pnl_and_trips_the_kill_switch(stack, brows
     sync_api.expect(position.locator("td").nth(4)).to_have_text(re.compile(r"^−?\$\d"))
     sync_api.expect(page.locator("#exposure")).to_contain_text("1 open")
     sync_api.expect(page.locator("#pnl")).to_contain_text("Unrealized")
-    # Panels whose routes this build lacks say so instead of failing.
-    sync_api.expect(page.locator("#chart-message")).not_to_be_empty()
+    # The price chart: the bars of the data source in force (a file here), the entry.
+    sync_api.expect(page.locator("#chart canvas").first).to_be_visible(timeout=WAIT_MS)
+    sync_api.expect(page.locator("#chart-message")).to_be_empty()
+    sync_api.expect(page.locator("#chart")).to_have_attribute("data-levels", "target,stop")
+    # Market conditions: the day is not classified on a fresh stack, and the panel says why.
+    sync_api.expect(page.locator("#market")).to_contain_text("Day type:")
+    sync_api.expect(page.locator("#data-source-now")).to_have_text("files")
     _shot(page, "dashboard-position")
 
     # Trip the kill switch; the next alert is rejected, and the page shows why.

@@ -65,7 +65,7 @@ def alert_row(record: dict[str, Any]) -> dict[str, Any]:
 def parse_filters(params: dict[str, str]) -> dict[str, Any]:
     """`limit` (1..200, default 50), `symbol`, `status`, `date` (YYYY-MM-DD, UTC day)."""
     raw = params.get("limit", "50")
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw[:6] or 0) <= MAX_ALERTS):
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 0 < int(raw) <= MAX_ALERTS):
         raise BadFilter(f"limit must be a whole number (1 to {MAX_ALERTS})")
     symbol = params.get("symbol", "").strip().upper()
     if symbol and not (len(symbol) <= 16 and symbol.replace(".", "").isalnum()):

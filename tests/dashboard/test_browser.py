@@ -202,6 +202,8 @@ def test_trader_sees_alerts_positions_pnl_and_trips_the_kill_switch(stack, brows
     small_console = Console(small)
     small.goto(f"{stack.base}/dashboard")
     sync_api.expect(small.locator("#positions")).to_contain_text("Flat", timeout=WAIT_MS)
+    sync_api.expect(small.locator("#setups")).to_contain_text("rejected")
+    sync_api.expect(small.locator("#updated")).to_contain_text("updated")  # a whole refresh
     assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     _shot(small, "dashboard-phone")
 

@@ -59,14 +59,18 @@ def webhook() -> Response:
 
 
 def _authorized() -> bool:
+    """The bearer token, or a dashboard session cookie (with its CSRF header on anything
+    but a read: see `_dashboard_session_ok`)."""
     expected = bootstrap.container().settings.api_token.get_secret_value()
     header = (app.current_request.headers or {}).get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return (
+    if (
         bool(expected)
         and scheme.lower() == "bearer"
         and hmac.compare_digest(token.strip().encode(), expected.encode())
-    )
+    ):
+        return True
+    return not header and _dashboard_session_ok()
 
 
 def _known_alert_id(alert_id: str) -> bool:
@@ -496,6 +500,345 @@ def put_watchlist() -> Response:
 
 # --- dashboard and actions (issue 13) ---
 # (its additions go below, above the next section)
+
+# The dashboard: a login page, then one page of panels over the /api routes (chalicelib/
+# dashboard/; docs: README "Dashboard"). A session is a random id in an HttpOnly,
+# SameSite=Strict cookie (services/dashboard_session); every state-changing request made
+# with it must carry the session's CSRF token in X-CSRF-Token.
+DASHBOARD_FILES = {
+    # name: (content type, public before login)
+    "login.js": ("text/javascript; charset=utf-8", True),
+    "style.css": ("text/css; charset=utf-8", True),
+    "dashboard.js": ("text/javascript; charset=utf-8", False),
+    "lightweight-charts.standalone.production.js": ("text/javascript; charset=utf-8", False),
+    "lightweight-charts.NOTICE": ("text/plain; charset=utf-8", False),
+    "lightweight-charts.LICENSE": ("text/plain; charset=utf-8", False),
+}
+# lightweight-charts draws TradingView's attribution logo (its licence asks for the link)
+# with one fixed <style> element: the policy allows exactly that text, by its hash
+# (tests/dashboard/test_session.py recomputes it from the vendored build).
+CHART_LOGO_STYLE_HASH = "sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY="
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        f"default-src 'self'; script-src 'self'; style-src 'self' '{CHART_LOGO_STYLE_HASH}'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _dashboard_file(name: str) -> str:
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parent / "chalicelib" / "dashboard"
+    path = base / "vendor" / name if name.startswith("lightweight-charts") else base / name
+    return path.read_text(encoding="utf-8")
+
+
+def _https() -> bool:
+    """Behind API Gateway (X-Forwarded-Proto: https) the cookie is Secure; on the local
+    stack's plain http it cannot be."""
+    return (app.current_request.headers or {}).get("x-forwarded-proto", "").lower() == "https"
+
+
+def _session_cookie() -> str | None:
+    from chalicelib.services.dashboard_session import cookie_from
+
+    return cookie_from((app.current_request.headers or {}).get("cookie"))
+
+
+def _dashboard_session() -> Any:
+    """The live dashboard session of this request, or None."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.dashboard_session import current_session
+
+    cookie = _session_cookie()
+    if cookie is None:
+        return None
+    c = bootstrap.container()
+    return current_session(
+        bootstrap.dashboard_sessions(c), cookie, c.settings.api_token.get_secret_value(), utc_now()
+    )
+
+
+def _dashboard_session_ok() -> bool:
+    from chalicelib.services.dashboard_session import CSRF_HEADER, csrf_ok
+
+    session = _dashboard_session()
+    if session is None:
+        return False
+    if app.current_request.method in SAFE_METHODS:
+        return True
+    return csrf_ok(session, (app.current_request.headers or {}).get(CSRF_HEADER))
+
+
+def _page(body: str, status: int = 200, **headers: str) -> Response:
+    return Response(
+        body=body,
+        status_code=status,
+        headers={"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS, **headers},
+    )
+
+
+def _json_body() -> dict[str, Any] | None:
+    try:
+        body = json.loads(app.current_request.raw_body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard() -> Response:
+    """The dashboard with a live session, else the login page (and nothing else)."""
+    name = "index.html" if _dashboard_session() is not None else "login.html"
+    return _page(_dashboard_file(name))
+
+
+@app.route("/dashboard/static/{name}", methods=["GET"])
+def dashboard_static(name: str) -> Response:
+    known = DASHBOARD_FILES.get(name)
+    if known is None:
+        return _json(404, {"error": "no such file"})
+    content_type, public = known
+    if not public and _dashboard_session() is None:
+        return _json(401, {"error": "log in first"})
+    return Response(
+        body=_dashboard_file(name),
+        status_code=200,
+        headers={
+            "Content-Type": content_type,
+            "Cache-Control": "no-cache" if public else "private, no-cache",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@app.route("/dashboard/login", methods=["POST"], content_types=["application/json"])
+def dashboard_login() -> Response:
+    """`{"token": <API token>}` → a session cookie; the token is never echoed or logged."""
+    from datetime import timedelta
+
+    from chalicelib.domain import utc_now
+    from chalicelib.services.dashboard_session import open_session, set_cookie, token_matches
+
+    c = bootstrap.container()
+    body = _json_body()
+    given = body.get("token") if body else None
+    expected = c.settings.api_token.get_secret_value()
+    if not isinstance(given, str) or not token_matches(given.strip(), expected):
+        return _json(401, {"error": "wrong token"})
+    ttl = timedelta(hours=c.settings.dashboard_session_hours)
+    opened = open_session(bootstrap.dashboard_sessions(c), expected, utc_now(), ttl)
+    return Response(
+        body={"ok": True, "expires_at": opened.session.expires_at.isoformat()},
+        status_code=200,
+        headers={
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            "Set-Cookie": set_cookie(opened.cookie_value, ttl, secure=_https()),
+        },
+    )
+
+
+@app.route("/dashboard/logout", methods=["POST"], content_types=["application/json"])
+def dashboard_logout() -> Response:
+    from chalicelib.services.dashboard_session import clear_cookie, close_session
+
+    if not _dashboard_session_ok():
+        return _json(403, {"error": "no session, or the X-CSRF-Token header is missing"})
+    close_session(bootstrap.dashboard_sessions(bootstrap.container()), _session_cookie())
+    return Response(
+        body={"ok": True},
+        status_code=200,
+        headers={"Content-Type": "application/json", "Set-Cookie": clear_cookie(secure=_https())},
+    )
+
+
+@app.route("/dashboard/session", methods=["GET"])
+def dashboard_session() -> Response:
+    """The page's CSRF token and refresh period (only to the session's own page: the
+    cookie is SameSite=Strict and CORS is off)."""
+    session = _dashboard_session()
+    if session is None:
+        return _json(401, {"error": "log in first"})
+    return Response(
+        body={
+            "csrf": session.csrf,
+            "expires_at": session.expires_at.isoformat(),
+            "refresh_s": bootstrap.container().settings.dashboard_refresh_s,
+            # Which /api routes this deployment has: the page asks only those (a panel
+            # whose route is missing says "not available yet" without a failed request).
+            "routes": {
+                path: sorted(methods)
+                for path, methods in app.routes.items()
+                if path.startswith("/api/")
+            },
+        },
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def _forbidden_or_unauthorized() -> Response:
+    """A session without its CSRF header is refused (403); no credentials at all, 401."""
+    if _session_cookie() is not None and _dashboard_session() is not None:
+        return _json(403, {"error": "missing or wrong X-CSRF-Token header"})
+    return _unauthorized()
+
+
+# Other areas' read routes the panels show. A route's refusal (404 "not classified yet",
+# 503 "market data unavailable") is a panel's message, not a failed request in the
+# browser's console: the page reads them through /dashboard/panel/<name>, always 200.
+PANEL_ROUTES = {
+    "day-type": "/api/day-type",
+    "settings": "/api/settings",
+    "flow": "/api/flow",
+    "bars": "/api/bars",
+}
+
+
+@app.route("/dashboard/panel/{name}", methods=["GET"])
+def dashboard_panel(name: str) -> Response:
+    """`{"ok": true, "data": <the route's answer>}` or `{"ok": false, "status", "reason"}`;
+    the query string is the route's own (`/dashboard/panel/bars?symbol=AAPL`)."""
+    if not _authorized():
+        return _unauthorized()
+    path = PANEL_ROUTES.get(name)
+    if path is None:
+        return _json(404, {"error": "no such panel"})
+    entry = app.routes.get(path, {}).get("GET")
+    if entry is None:
+        return _json(200, {"ok": False, "status": 404, "reason": "not available yet"})
+    answer = entry.view_function()
+    body = answer.body
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = {"error": "the route's answer is not JSON"}
+    if answer.status_code == 200:
+        return _json(200, {"ok": True, "data": body})
+    said = [body.get("error"), body.get("reason")] if isinstance(body, dict) else []
+    reason = ": ".join(str(x) for x in said if x) or "unavailable"
+    return _json(200, {"ok": False, "status": answer.status_code, "reason": reason})
+
+
+@app.route("/api/alerts", methods=["GET"])
+def list_alerts() -> Response:
+    """Recent alerts with decision, verdicts, score and latency (`?limit=&symbol=&status=
+    &date=`; newest first, the last week unless `date` names a UTC day)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.alert_views import BadFilter, parse_filters, recent_alerts
+
+    if not _authorized():
+        return _unauthorized()
+    try:
+        filters = parse_filters(dict(app.current_request.query_params or {}))
+    except BadFilter as exc:
+        return _json(400, {"error": str(exc)})
+    store = bootstrap.recent_alerts_store(bootstrap.container())
+    return _json(200, recent_alerts(store, utc_now().date(), **filters))
+
+
+@app.route("/api/kill-switch", methods=["GET", "PUT"], content_types=["application/json"])
+def kill_switch() -> Response:
+    """GET: engaged or not (the state table's switch, or FLOWTRADER_KILL_SWITCH).
+    PUT `{"engaged": true|false, "reason": "..."}`: set it; journaled and notified."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.trader_actions import set_kill_switch
+
+    if not _authorized():
+        return _forbidden_or_unauthorized()
+    c = bootstrap.container()
+    if app.current_request.method == "GET":
+        reason = c.state_store.kill_switch()
+        return _json(
+            200,
+            {
+                "engaged": reason is not None or c.settings.kill_switch,
+                "reason": reason,
+                "by_setting": c.settings.kill_switch,
+            },
+        )
+    body = _json_body()
+    if body is None or not isinstance(body.get("engaged"), bool):
+        return _json(400, {"error": 'send {"engaged": true|false}', "field": "engaged"})
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 200:
+        return _json(400, {"error": "reason must be text (at most 200 characters)"})
+    result = set_kill_switch(
+        c.state_store, c.notifier, engaged=body["engaged"], reason=reason, now=utc_now()
+    )
+    return _json(200, result)
+
+
+def _flatten(symbol: str | None) -> Response:
+    from chalicelib.domain import utc_now
+    from chalicelib.ports import BrokerUnavailable
+    from chalicelib.services.account_lease import AccountBusy
+    from chalicelib.services.flatten import BadRequestId, flatten
+
+    if not _authorized():
+        return _forbidden_or_unauthorized()
+    body = _json_body()
+    request_id = body.get("request_id") if body else None
+    if not isinstance(request_id, str):
+        return _json(400, {"error": 'send {"request_id": ...}', "field": "request_id"})
+    if symbol is not None and not (
+        0 < len(symbol) <= 16 and symbol.isascii() and symbol.replace(".", "").isalnum()
+    ):
+        return _json(400, {"error": "symbol must be a ticker like AAPL", "field": "symbol"})
+    c = bootstrap.container()
+    try:
+        result = flatten(
+            c.broker,
+            c.state_store,
+            c.notifier,
+            request_id=request_id,
+            now=utc_now(),
+            symbol=symbol.upper() if symbol else None,
+        )
+    except BadRequestId as exc:
+        return _json(400, {"error": str(exc), "field": "request_id"})
+    except (AccountBusy, BrokerUnavailable) as exc:
+        return _json(503, {"error": f"not flattened, try again: {exc}"})
+    return _json(200, result)
+
+
+@app.route("/api/positions/flatten", methods=["POST"], content_types=["application/json"])
+def flatten_all() -> Response:
+    """Close every position at market (`{"request_id"}`: one id per confirmed click)."""
+    return _flatten(None)
+
+
+@app.route("/api/positions/{symbol}/flatten", methods=["POST"], content_types=["application/json"])
+def flatten_symbol(symbol: str) -> Response:
+    """Close one position at market: its working orders canceled first."""
+    return _flatten(symbol)
+
+
+@app.route("/api/actions", methods=["GET"])
+def list_actions() -> Response:
+    """The day's dashboard actions (kill switch, flatten), oldest first (`?date=`, UTC)."""
+    from datetime import date
+
+    from chalicelib.domain import utc_now
+
+    if not _authorized():
+        return _unauthorized()
+    raw = (app.current_request.query_params or {}).get("date")
+    try:
+        day = date.fromisoformat(raw) if raw else utc_now().date()
+    except ValueError:
+        return _json(400, {"error": "date must be a date like 2026-03-02", "field": "date"})
+    events = bootstrap.container().state_store.journal(f"actions-{day.isoformat()}")
+    return _json(200, {"date": day.isoformat(), "events": events})
 
 
 # --- reports and alert channels (issue 13) ---

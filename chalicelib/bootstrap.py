@@ -26,10 +26,12 @@ if TYPE_CHECKING:
         AlertQueue,
         AlertStore,
         Broker,
+        DashboardSessions,
         FlowHighlights,  # flow (issue 12)
         FlowSource,  # flow (issue 12)
         MarketData,
         Notifier,
+        RecentAlerts,
         RuntimeSettings,
         StateStore,
     )
@@ -444,6 +446,23 @@ def flow_scan_rules(settings: Settings) -> ScanRules:
 
 # --- dashboard and actions (issue 13) ---
 # (its additions go below, above the next section)
+
+
+def dashboard_sessions(c: Container) -> DashboardSessions:
+    """Dashboard login sessions in the state table, over the container's DynamoDB client."""
+    from chalicelib.adapters.dynamodb_sessions import DynamoSessionStore
+
+    return DynamoSessionStore(c.dynamodb_client, c.settings.state_table)
+
+
+def recent_alerts_store(c: Container) -> RecentAlerts:
+    """The alerts table's `recent` index (the alert store's adapter implements it)."""
+    from chalicelib.adapters.dynamodb_alerts import DynamoAlertStore
+
+    store = c.alert_store
+    if not isinstance(store, DynamoAlertStore):
+        raise TypeError(f"{type(store).__name__} cannot list recent alerts")
+    return store
 
 
 # --- reports and alert channels (issue 13) ---

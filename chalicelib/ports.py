@@ -482,6 +482,31 @@ class FlowHighlights(Protocol):
 # --- score (issue 12) ----------------------------------------------------------------------
 
 
+# --- dashboard and actions (issue 13) -----------------------------------------------------
+
+
+class RecentAlerts(Protocol):
+    """The alerts a trading day received, newest first (the dashboard's live setups)."""
+
+    def recent(self, day: date, limit: int) -> list[dict[str, Any]]:
+        """At most `limit` alerts received on UTC day `day`, newest first, each as `get`."""
+        ...
+
+
+class DashboardSessions(Protocol):
+    """Dashboard login sessions, keyed by a hash of the session id (never the id itself)."""
+
+    def save_session(
+        self, key: str, *, csrf: str, token_tag: str, expires_at: datetime
+    ) -> None: ...
+
+    def load_session(self, key: str) -> dict[str, Any] | None:
+        """{"csrf", "token_tag", "expires_at"} or None when there is no such session."""
+        ...
+
+    def delete_session(self, key: str) -> None: ...
+
+
 # --- reports and alert channels (issue 13) -------------------------------------------------
 
 

@@ -321,6 +321,12 @@ class Settings(BaseSettings):
 
     # --- dashboard and actions (issue 13) ---
     # (its fields go below, above the next section)
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, le=168, description="How long a dashboard login lasts (hours)."
+    )
+    dashboard_refresh_s: int = Field(
+        5, ge=2, le=300, description="How often the dashboard refreshes its panels (seconds)."
+    )
 
     # --- reports and alert channels (issue 13) ---
     # (its fields go below, above the next section)

@@ -202,6 +202,7 @@ def _banner(url: str, aws_url: str, generated: set[str]) -> None:
     _say("flowtrader local stack is up (embedded AWS, paper broker, no keys needed)")
     _say(f"  webhook URL : {url}/webhook")
     _say(f"  health      : {url}/api/health")
+    _say(f"  dashboard   : {url}/dashboard  (log in with the API token)")
     _say(f"  embedded AWS: {aws_url}")
     _say(f"  passphrase  : {passphrase}{note('FLOWTRADER_WEBHOOK_PASSPHRASE')}")
     _say(f"  API token   : {token}{note('FLOWTRADER_API_TOKEN')}")

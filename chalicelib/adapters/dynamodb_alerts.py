@@ -5,6 +5,8 @@ Table layout (one table, `pk` only):
   processing details; ``pending``/``stored_at`` until the worker takes it (a sparse index
   lets the sweeper find alerts whose enqueue failed or that nobody took).
 - ``key#<dedupe_key>``: which alert first claimed the key, until ``expires_at``.
+- the ``recent`` index (``received_day``, the UTC day; ``received_at``) lists a day's
+  alerts newest first for the dashboard, without a scan.
 Both are written in one transaction, so a key never points at a missing alert.
 
 Every call goes through `DynamoTable` (`dynamodb_table`): throttling, any other AWS error
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from chalicelib.adapters.dynamodb_table import ConditionFailed, DynamoTable
@@ -24,6 +26,7 @@ from chalicelib.domain import Alert, AlertStatus
 from chalicelib.ports import StorageUnavailable
 
 PENDING_INDEX = "pending"
+RECENT_INDEX = "recent"
 
 
 def _alert_pk(alert_id: str) -> dict[str, dict[str, str]]:
@@ -32,6 +35,21 @@ def _alert_pk(alert_id: str) -> dict[str, dict[str, str]]:
 
 def _key_pk(dedupe_key: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"key#{dedupe_key}"}}
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "alert_id": item["alert_id"]["S"],
+        "status": item["status"]["S"],
+        "reason": item.get("reason", {}).get("S", ""),
+        "received_at": item["received_at"]["S"],
+        "alert": json.loads(item["alert"]["S"]),
+    }
+    if "details" in item:
+        record["details"] = json.loads(item["details"]["S"])
+    if "updated_at" in item:
+        record["updated_at"] = item["updated_at"]["S"]
+    return record
 
 
 class DynamoAlertStore:
@@ -61,6 +79,7 @@ class DynamoAlertStore:
             "status": {"S": AlertStatus.QUEUED.value},
             "reason": {"S": "queued for processing"},
             "received_at": {"S": stamp},
+            "received_day": {"S": received_at.astimezone(UTC).date().isoformat()},
             "stored_at": {"S": stamp},
             "pending": {"S": "1"},
             "dedupe_key": {"S": dedupe_key},
@@ -109,20 +128,20 @@ class DynamoAlertStore:
     def get(self, alert_id: str) -> dict[str, Any] | None:
         got = self._db.call("get_item", Key=_alert_pk(alert_id), ConsistentRead=True)
         item = got.get("Item")
-        if not item:
-            return None
-        record: dict[str, Any] = {
-            "alert_id": item["alert_id"]["S"],
-            "status": item["status"]["S"],
-            "reason": item.get("reason", {}).get("S", ""),
-            "received_at": item["received_at"]["S"],
-            "alert": json.loads(item["alert"]["S"]),
-        }
-        if "details" in item:
-            record["details"] = json.loads(item["details"]["S"])
-        if "updated_at" in item:
-            record["updated_at"] = item["updated_at"]["S"]
-        return record
+        return _record(item) if item else None
+
+    def recent(self, day: date, limit: int) -> list[dict[str, Any]]:
+        """The day's alerts newest first, from the `recent` index (eventually consistent:
+        an alert stored a moment ago may show on the next read)."""
+        page = self._db.call(
+            "query",
+            IndexName=RECENT_INDEX,
+            KeyConditionExpression="received_day = :day",
+            ExpressionAttributeValues={":day": {"S": day.isoformat()}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_record(item) for item in page.get("Items", [])]
 
     def _set_queue_state(self, alert_id: str, update: str, status: str, reason: str) -> None:
         """Apply `update` only while the worker has not taken the alert (status stored/queued)."""

@@ -139,11 +139,12 @@ def test_stack_in_moto_has_the_queue_redrive_and_encryption(aws):
     assert int(dlq["MessageRetentionPeriod"]) == 14 * 24 * 3600
 
 
-def test_stack_in_moto_has_the_tables_and_the_pending_index(aws):
+def test_stack_in_moto_has_the_tables_and_their_indexes(aws):
     ddb = boto3.client("dynamodb")
     alerts = ddb.describe_table(TableName=aws.outputs["AlertsTableName"])["Table"]
     assert alerts["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert [i["IndexName"] for i in alerts["GlobalSecondaryIndexes"]] == ["pending"]
+    # pending: the sweeper's; recent: the dashboard's list of a day's alerts (issue 13)
+    assert [i["IndexName"] for i in alerts["GlobalSecondaryIndexes"]] == ["pending", "recent"]
     state = ddb.describe_table(TableName=aws.outputs["StateTableName"])["Table"]
     assert [k["AttributeName"] for k in state["KeySchema"]] == ["pk", "sk"]
 

@@ -52,7 +52,7 @@ def test_non_ascii_authorization_header_is_400(http_url, path):
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
-@pytest.mark.parametrize("path", ["/nope", "/api/secrets", "/webhook/x", "/api/alerts"])
+@pytest.mark.parametrize("path", ["/nope", "/api/secrets", "/webhook/x", "/api/alert"])
 def test_unknown_route_with_a_bearer_token_is_404_and_never_echoes_it(http_url, method, path):
     headers = [f"Authorization: Bearer {API_TOKEN}".encode(), b"Content-Length: 0"]
 

@@ -4,7 +4,9 @@ The message goes out with `MessageStructure="json"`, so each protocol gets its o
 SMS subscribers the first line only (at most `sms_chars`, 160 by default: one SMS segment),
 email and everything else (SQS, Lambda, the local console tap) the full message; the email
 subject is `subject`, cleaned to what SNS accepts (ASCII, one line, at most 100 chars).
-SMS are sent as `Transactional` (delivered with priority; they are about money).
+SMS are sent as `Transactional` (delivered with priority; they are about money). The
+message attribute `event` (filled, stopped_out, rejected, …) lets a subscription take only
+some events with a filter policy (`POST /api/subscriptions` with `events`).
 
 Raises on failure (a missing topic, throttling): the caller's fan-out logs it and moves on.
 """
@@ -38,7 +40,7 @@ class SnsNotifier:
         self._topic_arn = topic_arn
         self._sms_chars = sms_chars
 
-    def notify(self, subject: str, message: str) -> None:
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None:
         payload = {
             "default": message,
             "email": message,
@@ -51,5 +53,6 @@ class SnsNotifier:
             MessageStructure="json",
             MessageAttributes={
                 "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+                "event": {"DataType": "String", "StringValue": event},
             },
         )

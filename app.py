@@ -845,6 +845,49 @@ def list_actions() -> Response:
 # (its additions go below, above the next section)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def flush_alert_digests(event: Any) -> dict[str, Any]:
+    """Send one summary per burst the alert router held back (services/alerting.py)."""
+    from chalicelib.services.alerting import RoutingNotifier
+
+    notifier = bootstrap.container().notifier
+    sent = notifier.flush_digests() if isinstance(notifier, RoutingNotifier) else 0
+    return {"digests": sent}
+
+
+def _subscription_change(subscribe: bool) -> Response:
+    from chalicelib.services import subscriptions as subs
+
+    if not _authorized():
+        return _unauthorized()
+    try:
+        request = subs.parse_request(app.current_request.raw_body or b"", with_events=subscribe)
+    except subs.BadSubscription as bad:
+        return _json(400, bad.body())
+    try:
+        port = bootstrap.subscriptions(bootstrap.container())
+    except ValueError as exc:
+        return _json(503, {"error": str(exc)})
+    if subscribe:
+        return _json(201, subs.subscribe(port, request))
+    result = subs.unsubscribe(port, request)
+    if not result["removed"]:
+        return _json(404, {"error": "no confirmed subscription for that endpoint", **result})
+    return _json(200, result)
+
+
+@app.route("/api/subscriptions", methods=["POST"], content_types=["application/json"])
+def add_subscription() -> Response:
+    """Subscribe a phone number (SMS) or an email to the alerts: {"endpoint", "events"?}."""
+    return _subscription_change(subscribe=True)
+
+
+@app.route("/api/subscriptions", methods=["DELETE"], content_types=["application/json"])
+def remove_subscription() -> Response:
+    """Unsubscribe a phone number or email: {"endpoint"}."""
+    return _subscription_change(subscribe=False)
+
+
 # --- ibkr (issue 14) ---
 # (its additions go below, above the next section)
 

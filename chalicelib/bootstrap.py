@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ReportSink,
         RuntimeSettings,
         StateStore,
+        Subscriptions,
     )
     from chalicelib.rules.flow_highlights import ScanRules  # flow (issue 12)
     from chalicelib.rules.gate import RiskLimits
@@ -546,6 +547,15 @@ def build_report_sink(c: Container) -> ReportSink:
     from chalicelib.adapters.s3_reports import DirectoryReportSink
 
     return DirectoryReportSink(s.reports_dir)
+
+
+def subscriptions(c: Container) -> Subscriptions:
+    """The topic's subscribers (`POST/DELETE /api/subscriptions`)."""
+    from chalicelib.adapters.sns import SnsSubscriptions
+
+    if not c.settings.topic_arn:
+        raise ValueError("no SNS topic configured (FLOWTRADER_TOPIC_ARN)")
+    return SnsSubscriptions(c.boto_session.client("sns"), c.settings.topic_arn)
 
 
 # --- ibkr (issue 14) ---

@@ -547,6 +547,19 @@ class ReportSink(Protocol):
         ...
 
 
+class Subscriptions(Protocol):
+    """Who hears the SNS topic: phone numbers (SMS) and email addresses."""
+
+    def subscribe(self, protocol: str, endpoint: str, events: list[str] | None) -> str:
+        """Add (or update) the subscriber; its subscription ARN (`pending confirmation` for
+        an email until the link in SNS's mail is followed). `events` limits what it hears."""
+        ...
+
+    def unsubscribe(self, protocol: str, endpoint: str) -> int:
+        """Remove every confirmed subscription of the endpoint; how many went."""
+        ...
+
+
 # --- the whole state table ---------------------------------------------------------------
 
 

@@ -56,3 +56,46 @@ class SnsNotifier:
                 "event": {"DataType": "String", "StringValue": event},
             },
         )
+
+
+class SnsSubscriptions:
+    """Subscribers of the topic (`Subscriptions`): SMS numbers and email addresses.
+
+    `events` becomes a subscription filter policy on the `event` message attribute
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-subscription-filter-policies.html), so a
+    phone can take only stop-outs while the inbox takes everything.
+    """
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._sns = client
+        self._topic_arn = topic_arn
+
+    def subscribe(self, protocol: str, endpoint: str, events: list[str] | None) -> str:
+        attributes = {"FilterPolicy": json.dumps({"event": sorted(events)})} if events else {}
+        got = self._sns.subscribe(
+            TopicArn=self._topic_arn,
+            Protocol=protocol,
+            Endpoint=endpoint,
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
+        return str(got["SubscriptionArn"])
+
+    def _matching(self, protocol: str, endpoint: str) -> list[str]:
+        arns: list[str] = []
+        kwargs: dict[str, Any] = {"TopicArn": self._topic_arn}
+        while True:
+            page = self._sns.list_subscriptions_by_topic(**kwargs)
+            for sub in page.get("Subscriptions", []):
+                same = sub.get("Protocol") == protocol and sub.get("Endpoint") == endpoint
+                if same and str(sub.get("SubscriptionArn", "")).startswith("arn:"):
+                    arns.append(sub["SubscriptionArn"])
+            if not page.get("NextToken"):
+                return arns
+            kwargs["NextToken"] = page["NextToken"]
+
+    def unsubscribe(self, protocol: str, endpoint: str) -> int:
+        arns = self._matching(protocol, endpoint)
+        for arn in arns:
+            self._sns.unsubscribe(SubscriptionArn=arn)
+        return len(arns)

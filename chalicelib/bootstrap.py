@@ -558,6 +558,16 @@ def subscriptions(c: Container) -> Subscriptions:
     return SnsSubscriptions(c.boto_session.client("sns"), c.settings.topic_arn)
 
 
+def sheets_journal(c: Container) -> Any:
+    """The Google Sheets journal when `google_sheets_id` is set, else None."""
+    s = c.settings
+    if not s.google_sheets_id:
+        return None
+    from chalicelib.adapters.google_sheets import SheetsJournal
+
+    return SheetsJournal.from_settings(s, read_secret=c.read_secret)
+
+
 # --- ibkr (issue 14) ---
 # (its additions go below, above the next section)
 

@@ -225,6 +225,8 @@ def test_desktop_and_speech_are_off_in_lambda_and_on_for_the_local_stack(
 ):
     fake_binary(tmp_path, "notify-send", monkeypatch)
     fake_binary(tmp_path, "espeak-ng", monkeypatch)
+    monkeypatch.delenv("FLOWTRADER_DESKTOP_ALERTS")  # the aws fixture turns them off
+    monkeypatch.delenv("FLOWTRADER_SPOKEN_ALERTS")
     monkeypatch.setenv("FLOWTRADER_STAGE", "local")
     assert {"desktop", "speech"} <= set(bootstrap.alert_channels(bootstrap.Container()))
 

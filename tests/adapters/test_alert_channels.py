@@ -125,10 +125,16 @@ def test_a_twilio_outage_never_touches_the_order_path(aws, twilio, monkeypatch):
     bootstrap.reset()
     router = bootstrap.container().notifier
     sent: list[str] = []
-    sns = router.channels["sns"]
-    router.channels["sns"] = type(  # still the real SNS publish; remember what went out
-        "Seen", (), {"notify": lambda self, s, m, event="info": (sent.append(s), sns.notify(s, m))}
-    )()
+
+    class Seen:  # still the real SNS publish; remembers what went out
+        def __init__(self, sns) -> None:
+            self.sns = sns
+
+        def notify(self, subject: str, message: str, *, event: str = "info") -> None:
+            self.sns.notify(subject, message, event=event)
+            sent.append(subject)
+
+    router.channels["sns"] = Seen(router.channels["sns"])
     for _ in range(10):
         twilio.fail_next(500)
     lam = Lambda()

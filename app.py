@@ -845,6 +845,154 @@ def list_actions() -> Response:
 # (its additions go below, above the next section)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def flush_alert_digests(event: Any) -> dict[str, Any]:
+    """Send one summary per burst the alert router held back (services/alerting.py)."""
+    from chalicelib.services.alerting import RoutingNotifier
+
+    notifier = bootstrap.container().notifier
+    sent = notifier.flush_digests() if isinstance(notifier, RoutingNotifier) else 0
+    return {"digests": sent}
+
+
+def _subscription_change(subscribe: bool) -> Response:
+    from chalicelib.services import subscriptions as subs
+
+    if not _authorized():
+        return _unauthorized()
+    try:
+        request = subs.parse_request(app.current_request.raw_body or b"", with_events=subscribe)
+    except subs.BadSubscription as bad:
+        return _json(400, bad.body())
+    try:
+        port = bootstrap.subscriptions(bootstrap.container())
+    except ValueError as exc:
+        return _json(503, {"error": str(exc)})
+    if subscribe:
+        return _json(201, subs.subscribe(port, request))
+    result = subs.unsubscribe(port, request)
+    if not result["removed"]:
+        return _json(404, {"error": "no confirmed subscription for that endpoint", **result})
+    return _json(200, result)
+
+
+@app.route("/api/subscriptions", methods=["POST"], content_types=["application/json"])
+def add_subscription() -> Response:
+    """Subscribe a phone number (SMS) or an email to the alerts: {"endpoint", "events"?}."""
+    return _subscription_change(subscribe=True)
+
+
+@app.route("/api/subscriptions", methods=["DELETE"], content_types=["application/json"])
+def remove_subscription() -> Response:
+    """Unsubscribe a phone number or email: {"endpoint"}."""
+    return _subscription_change(subscribe=False)
+
+
+from chalice import Cron  # noqa: E402 - here, so the sections merge without conflicts
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+app.api.binary_types.append(XLSX)
+
+
+@app.schedule(Cron(30, "20,21", "?", "*", "MON-FRI", "*"))
+def daily_report(event: Any) -> dict[str, Any]:
+    """After the close: the day's and the cumulative PnL CSVs, a summary, the journal. Fires
+    at 20:30 and 21:30 UTC; `report_due` keeps the one that is 16:30 in New York."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.daily_report import daily_report as run_report
+    from chalicelib.services.daily_report import report_due
+
+    day = report_due(utc_now())
+    if day is None:
+        return {"skipped": "not 16:15-17:15 New York time on a trading day"}
+    c = bootstrap.container()
+    journal = bootstrap.sheets_journal(c)
+    result = run_report(c.state_store, c.report_sink, day, notifier=c.notifier, journal=journal)
+    app.log.info(json.dumps(result))
+    return result
+
+
+def _report_rows(kind: str) -> tuple[list[dict[str, str]], list[dict[str, str]]] | Response:
+    """(trades rows, daily rows): `?date=` built from the state table, else the cumulative
+    files the schedule wrote."""
+    from chalicelib.services import daily_report as reports
+
+    c = bootstrap.container()
+    raw = (app.current_request.query_params or {}).get("date")
+    if raw is not None:
+        from datetime import date
+
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            return _json(400, {"error": "date must be a date like 2026-03-02", "field": "date"})
+        built = reports.build_day(c.state_store, c.report_sink, day)
+        return built.trade_rows, [built.daily]
+    trades = reports.read_rows(c.report_sink.get("trades.csv"))
+    daily = reports.read_rows(c.report_sink.get("daily_pnl.csv"))
+    if not daily:
+        return _json(
+            404,
+            {
+                "error": f"no {kind} yet: daily_report runs after the close; "
+                "add ?date=YYYY-MM-DD for one day from the live records"
+            },
+        )
+    return trades, daily
+
+
+def _download(body: bytes | str, content_type: str, filename: str) -> Response:
+    return Response(
+        body=body,
+        status_code=200,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
+
+
+@app.route("/api/reports/daily.csv", methods=["GET"])
+def download_daily_pnl() -> Response:
+    """daily_pnl.csv: every reported day, or one (`?date=YYYY-MM-DD`)."""
+    from chalicelib.services.daily_report import daily_csv
+
+    if not _authorized():
+        return _unauthorized()
+    rows = _report_rows("daily report")
+    if isinstance(rows, Response):
+        return rows
+    return _download(daily_csv(rows[1]), "text/csv; charset=utf-8", "daily_pnl.csv")
+
+
+@app.route("/api/reports/trades.csv", methods=["GET"])
+def download_trades() -> Response:
+    """trades.csv: every reported trade, or one day's (`?date=YYYY-MM-DD`)."""
+    from chalicelib.services.daily_report import trades_csv
+
+    if not _authorized():
+        return _unauthorized()
+    rows = _report_rows("trade report")
+    if isinstance(rows, Response):
+        return rows
+    return _download(trades_csv(rows[0]), "text/csv; charset=utf-8", "trades.csv")
+
+
+@app.route("/api/reports/journal.xlsx", methods=["GET"])
+def download_journal() -> Response:
+    """The journal as Excel: sheets trades and daily_pnl, the CSVs' rows."""
+    from chalicelib.adapters.xlsx_journal import workbook
+    from chalicelib.rules.report_rows import DAILY_COLUMNS, TRADE_COLUMNS
+
+    if not _authorized():
+        return _unauthorized()
+    rows = _report_rows("journal")
+    if isinstance(rows, Response):
+        return rows
+    body = workbook([("trades", TRADE_COLUMNS, rows[0]), ("daily_pnl", DAILY_COLUMNS, rows[1])])
+    return _download(body, XLSX, "journal.xlsx")
+
+
 # --- ibkr (issue 14) ---
 # (its additions go below, above the next section)
 

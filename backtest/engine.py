@@ -25,7 +25,7 @@ from backtest.config import Config
 from backtest.costs import commission_params, slippage_params
 from backtest.data import Bars
 from chalicelib.domain import Account, MarketPosition, OrderIntent, Position, Side
-from chalicelib.rules import market_calendar
+from chalicelib.rules import market_calendar, report_rows
 from chalicelib.rules.checks import (
     Check,
     Cooldown,
@@ -458,22 +458,7 @@ def _position_record(bars: Bars, t: np.ndarray, *, closed: bool) -> dict[str, An
     }
 
 
-TRADE_COLUMNS = [
-    "symbol",
-    "side",
-    "qty",
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "exit_reason",
-    "gross_pnl",
-    "commission",
-    "slippage_cost",
-    "net_pnl",
-    "return_pct",
-    "bars_held",
-]
+TRADE_COLUMNS = list(report_rows.TRADE_COLUMNS)  # trades.csv, shared with the live report
 
 
 def stamps(bars: Bars, index: np.ndarray) -> np.ndarray:

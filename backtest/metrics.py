@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.engine import BacktestResult, stamps
+from chalicelib.rules.report_rows import DAILY_COLUMNS
 
 
 def daily_pnl(result: BacktestResult) -> pd.DataFrame:
@@ -38,7 +39,7 @@ def daily_pnl(result: BacktestResult) -> pd.DataFrame:
         return np.bincount(pos, weights=weights, minlength=n_days)[:n_days]
 
     net = total("net_pnl")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "date": dates,
             "trades": counts,
@@ -49,6 +50,7 @@ def daily_pnl(result: BacktestResult) -> pd.DataFrame:
             "equity": result.equity[last],
         }
     )
+    return frame[list(DAILY_COLUMNS)]  # daily_pnl.csv, shared with the live report
 
 
 def _finite(value: float) -> float | None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from backtest.engine import TRADE_COLUMNS, BacktestResult
 from backtest.metrics import daily_pnl, drawdown, summary
+from chalicelib.rules.report_rows import csv_text
 
 MAX_POINTS = 1500  # x-resolution of the charts
 MAX_MARKERS = 1500  # most recent trades drawn on the price chart
@@ -63,23 +64,11 @@ def write_outputs(
 
 
 def write_csv(frame: pd.DataFrame, path: Path, decimals: int = 6) -> None:
-    """CSV with floats to `decimals` places (no …000000000057 noise), via pyarrow's writer
-    (an order of magnitude faster than pandas' for large trade lists). Text is quoted only
-    when it has to be."""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
-    floats = frame.select_dtypes("float").columns
-    table = pa.Table.from_pandas(
-        frame.assign(**{c: frame[c].round(decimals) for c in floats}), preserve_index=False
-    )
-    try:
-        with open(path, "wb") as fh:
-            fh.write((",".join(frame.columns) + "\n").encode())
-            options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-            pa_csv.write_csv(table, fh, options)
-    except pa.ArrowInvalid:  # a value holds a comma or a quote: let Arrow quote text
-        pa_csv.write_csv(table, path)
+    """The frame as CSV through the writer the live daily report uses
+    (`chalicelib.rules.report_rows.csv_text`: floats to `decimals` places without trailing
+    zeros, text quoted only when it has to be)."""
+    data = {c: frame[c].to_numpy() for c in frame.columns}
+    Path(path).write_bytes(csv_text(list(frame.columns), data, decimals).encode())
 
 
 # ----------------------------------------------------------------------------- charts

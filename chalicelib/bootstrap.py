@@ -32,12 +32,15 @@ if TYPE_CHECKING:
         MarketData,
         Notifier,
         RecentAlerts,
+        ReportSink,
         RuntimeSettings,
         StateStore,
+        Subscriptions,
     )
     from chalicelib.rules.flow_highlights import ScanRules  # flow (issue 12)
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
+    from chalicelib.services.alerting import RoutingNotifier
     from chalicelib.services.context import ContextSources
     from chalicelib.services.process_alert import Execution
     from chalicelib.settings import Settings
@@ -144,22 +147,16 @@ class Container:
 
     @cached_property
     def notifier(self) -> Notifier:
-        """Every channel behind one fan-out that never raises: the log, and SNS when
-        `topic_arn` is set (SMS/email subscribers of the topic)."""
-        from chalicelib.services.notify import FanOutNotifier, LogNotifier
+        """Every channel behind the alert router, which never raises: the log, SNS when
+        `topic_arn` is set (SMS/email subscribers of the topic), Twilio voice, desktop
+        pop-ups and speech where configured; routes, quiet hours, de-duplication and the
+        burst digest from the settings (`routing_notifier`)."""
+        return routing_notifier(self)
 
-        channels: list[Notifier] = [LogNotifier()]
-        if self.settings.topic_arn:
-            from chalicelib.adapters.sns import SnsNotifier
-
-            channels.append(
-                SnsNotifier(
-                    self.boto_session.client("sns"),
-                    self.settings.topic_arn,
-                    sms_chars=self.settings.notify_sms_chars,
-                )
-            )
-        return FanOutNotifier(channels)
+    @cached_property
+    def report_sink(self) -> ReportSink:
+        """Daily reports: S3 when `reports_bucket` is set, else the `reports_dir` folder."""
+        return build_report_sink(self)
 
     @cached_property
     def broker(self) -> Broker:
@@ -467,6 +464,108 @@ def recent_alerts_store(c: Container) -> RecentAlerts:
 
 # --- reports and alert channels (issue 13) ---
 # (its additions go below, above the next section)
+
+
+def _in_lambda() -> bool:
+    import os
+
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def _local_channel(wanted: bool | None, stage: str, found: bool) -> bool:
+    """Desktop and speech: never in Lambda; unset means on for the local stack when the
+    binary exists."""
+    if _in_lambda() or not found:
+        return False
+    return wanted if wanted is not None else stage == "local"
+
+
+def alert_channels(c: Container) -> dict[str, Notifier]:
+    """The channels the settings configure, by the names the routes use."""
+    from chalicelib.services.notify import LogNotifier
+
+    s = c.settings
+    channels: dict[str, Notifier] = {"log": LogNotifier()}
+    if s.topic_arn:
+        from chalicelib.adapters.sns import SnsNotifier
+
+        channels["sns"] = SnsNotifier(
+            c.boto_session.client("sns"), s.topic_arn, sms_chars=s.notify_sms_chars
+        )
+    to_numbers = [n.strip() for n in s.twilio_to_numbers.split(",") if n.strip()]
+    token = s.twilio_auth_token.get_secret_value()
+    if s.twilio_account_sid and token and s.twilio_from_number and to_numbers:
+        from chalicelib.adapters.twilio_voice import TwilioVoiceNotifier
+
+        channels["voice"] = TwilioVoiceNotifier(
+            s.twilio_account_sid,
+            token,
+            s.twilio_from_number,
+            to_numbers,
+            base_url=s.twilio_base_url,
+            timeout_s=s.twilio_timeout_s,
+        )
+    from chalicelib.adapters import espeak, libnotify
+
+    if _local_channel(s.desktop_alerts, s.stage, libnotify.available()):
+        channels["desktop"] = libnotify.DesktopNotifier()
+    if _local_channel(s.spoken_alerts, s.stage, espeak.available()):
+        channels["speech"] = espeak.SpokenNotifier()
+    return channels
+
+
+def routing_notifier(c: Container) -> RoutingNotifier:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamodb_alerting import DynamoAlertThrottle
+    from chalicelib.services.alerting import RoutingNotifier, parse_quiet_hours, parse_routes
+
+    s = c.settings
+
+    def names(raw: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+
+    return RoutingNotifier(
+        channels=alert_channels(c),
+        routes=parse_routes(s.alert_routes),
+        throttle=DynamoAlertThrottle(c.boto_session.client("dynamodb"), s.state_table),
+        quiet=parse_quiet_hours(s.alert_quiet_hours),
+        quiet_allow=names(s.alert_quiet_allow),
+        quiet_bypass=names(s.alert_quiet_bypass),
+        dedupe=timedelta(seconds=s.alert_dedupe_s),
+        burst_limit=s.alert_burst_limit,
+        burst_window=timedelta(seconds=s.alert_burst_window_s),
+    )
+
+
+def build_report_sink(c: Container) -> ReportSink:
+    s = c.settings
+    if s.reports_bucket:
+        from chalicelib.adapters.s3_reports import S3ReportSink
+
+        return S3ReportSink(c.boto_session.client("s3"), s.reports_bucket)
+    from chalicelib.adapters.s3_reports import DirectoryReportSink
+
+    return DirectoryReportSink(s.reports_dir)
+
+
+def subscriptions(c: Container) -> Subscriptions:
+    """The topic's subscribers (`POST/DELETE /api/subscriptions`)."""
+    from chalicelib.adapters.sns import SnsSubscriptions
+
+    if not c.settings.topic_arn:
+        raise ValueError("no SNS topic configured (FLOWTRADER_TOPIC_ARN)")
+    return SnsSubscriptions(c.boto_session.client("sns"), c.settings.topic_arn)
+
+
+def sheets_journal(c: Container) -> Any:
+    """The Google Sheets journal when `google_sheets_id` is set, else None."""
+    s = c.settings
+    if not s.google_sheets_id:
+        return None
+    from chalicelib.adapters.google_sheets import SheetsJournal
+
+    return SheetsJournal.from_settings(s, read_secret=c.read_secret)
 
 
 # --- ibkr (issue 14) ---

@@ -322,9 +322,14 @@ class LeasedState(SyncState, AccountLock, Protocol):
 
 
 class Notifier(Protocol):
-    """Tells the trader what happened. Failures are logged by the caller, never raised on."""
+    """Tells the trader what happened. Failures are logged by the caller, never raised on.
 
-    def notify(self, subject: str, message: str) -> None: ...
+    `event` names what happened (filled, stopped_out, rejected, failed, drift,
+    flow_highlight, daily_summary, ...) so a router can pick the channels; callers that
+    pass only (subject, message) send an "info" event (`services/notify.deliver` calls
+    older channels without it)."""
+
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None: ...
 
 
 # --- market data (issue 11) ----------------------------------------------------------------
@@ -508,6 +513,51 @@ class DashboardSessions(Protocol):
 
 
 # --- reports and alert channels (issue 13) -------------------------------------------------
+
+
+class AlertThrottle(Protocol):
+    """The alert router's shared memory (state table; adapters/dynamodb_alerting): Lambdas
+    run concurrently, so de-duplication and the burst counter must be atomic in storage."""
+
+    def first_time(self, key: str, now: datetime, ttl: timedelta) -> bool:
+        """True once per `key` within `ttl` (a conditional put); False for a repeat."""
+        ...
+
+    def count(self, event: str, window_start: datetime, ttl: timedelta) -> int:
+        """Count one more `event` in the window starting at `window_start`; the new count."""
+        ...
+
+    def add_to_digest(self, event: str, window_start: datetime, line: str) -> None:
+        """Hold back one message of a burst: counted (and its line kept) for the digest."""
+        ...
+
+    def take_digests(self, before: datetime) -> list[tuple[str, datetime, int, list[str]]]:
+        """Digests of windows that started before `before`: (event, window_start, held back,
+        lines), each handed out once however many callers ask at once."""
+        ...
+
+
+class ReportSink(Protocol):
+    """Where report files go: S3 (`reports_bucket`) or a local directory (`./reports/`)."""
+
+    def put(self, name: str, body: bytes, content_type: str) -> None: ...
+
+    def get(self, name: str) -> bytes | None:
+        """The file's bytes, or None when it was never written."""
+        ...
+
+
+class Subscriptions(Protocol):
+    """Who hears the SNS topic: phone numbers (SMS) and email addresses."""
+
+    def subscribe(self, protocol: str, endpoint: str, events: list[str] | None) -> str:
+        """Add (or update) the subscriber; its subscription ARN (`pending confirmation` for
+        an email until the link in SNS's mail is followed). `events` limits what it hears."""
+        ...
+
+    def unsubscribe(self, protocol: str, endpoint: str) -> int:
+        """Remove every confirmed subscription of the endpoint; how many went."""
+        ...
 
 
 # --- the whole state table ---------------------------------------------------------------

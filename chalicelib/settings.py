@@ -330,6 +330,71 @@ class Settings(BaseSettings):
 
     # --- reports and alert channels (issue 13) ---
     # (its fields go below, above the next section)
+    # (services/alerting.py, adapters/twilio_voice.py, libnotify.py, espeak.py;
+    #  services/daily_report.py, adapters/s3_reports.py, google_sheets.py)
+    alert_routes: str = Field(
+        "",
+        description="Which channels hear which event, JSON merged over the defaults, e.g. "
+        '{"rejected": ["log"], "filled": ["log", "sns", "speech"]}. Events: placed, filled, '
+        "closed, partially_filled, stopped_out, rejected, failed, drift, flow_highlight, "
+        'daily_summary, info, "*" (the rest); channels: log, sns, voice, desktop, speech.',
+    )
+    alert_quiet_hours: str = Field(
+        "", description="New York time span with only quiet_allow channels, e.g. 22:00-07:00."
+    )
+    alert_quiet_allow: str = Field(
+        "log", description="Comma-separated channels that still deliver in quiet hours."
+    )
+    alert_quiet_bypass: str = Field(
+        "failed", description="Comma-separated events that ignore quiet hours."
+    )
+    alert_dedupe_s: int = Field(
+        300, ge=0, description="The same event and text within this many seconds goes out once."
+    )
+    alert_burst_limit: int = Field(
+        3,
+        ge=0,
+        description="Messages of one event per burst window; the rest go out as one digest "
+        "(0: no limit).",
+    )
+    alert_burst_window_s: int = Field(
+        300, ge=1, description="The burst window (seconds) of alert_burst_limit."
+    )
+    twilio_account_sid: str = Field("", description="Twilio account SID (AC…) for voice calls.")
+    twilio_auth_token: SecretStr = Field(
+        SecretStr(""), description="Twilio auth token; empty reads it from secrets_arn."
+    )
+    twilio_from_number: str = Field("", description="Twilio number calls come from (E.164).")
+    twilio_to_numbers: str = Field(
+        "", description="Comma-separated E.164 numbers the voice channel calls."
+    )
+    twilio_base_url: str = Field(
+        "", description="Override of https://api.twilio.com (tests point it at a local fake)."
+    )
+    twilio_timeout_s: float = Field(5.0, description="Per-request timeout towards Twilio.")
+    desktop_alerts: bool | None = Field(
+        None,
+        description="Desktop pop-ups via notify-send; unset: on when the binary exists, "
+        "stage local and not in Lambda.",
+    )
+    spoken_alerts: bool | None = Field(
+        None,
+        description="Spoken alerts via espeak-ng; unset: on when the binary exists, stage "
+        "local and not in Lambda.",
+    )
+    reports_dir: str = Field(
+        "reports", description="Where daily reports go when reports_bucket is empty."
+    )
+    google_sheets_id: str = Field(
+        "", description="Spreadsheet id the journal is appended to (empty: no Sheets export)."
+    )
+    google_service_account_secret: str = Field(
+        "",
+        description="Secrets Manager secret holding the Google service-account JSON key.",
+    )
+    google_sheets_base_url: str = Field(
+        "", description="Override of https://sheets.googleapis.com (tests: a local fake)."
+    )
 
     # --- ibkr (issue 14) ---
     # (its fields go below, above the next section)

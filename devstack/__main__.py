@@ -152,6 +152,9 @@ def main() -> int:
         data_dir=state_dir,
     )
     os.environ.update(aws.env())
+    # issue 13: locally the daily reports are plain files under ./reports/ (README, Reports).
+    os.environ.pop("FLOWTRADER_REPORTS_BUCKET", None)
+    os.environ.setdefault("FLOWTRADER_REPORTS_DIR", str(Path("reports").resolve()))
     supervisor = None
     try:
         restored = aws.restored or {}

@@ -15,6 +15,11 @@ O(table log table), so a decision's queries slowed as the journal and order hist
 hands that query the partition's items only — in the same order, so every range
 condition, sort direction, limit and page key comes out as before.
 
+moto 5.2.5 applies an UpdateItem as read, modify, write without a lock, so two concurrent
+`ADD n :one` on one item can both read the old value and one increment is lost; DynamoDB
+applies each single-item write atomically (the alert router's burst counter relies on it).
+The patch runs UpdateItem under the same lock as transactions.
+
 Applied by the embedded AWS (devstack.aws) in-process and in `python -m devstack.moto_server`.
 """
 
@@ -89,6 +94,13 @@ def apply() -> None:
                 raise
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
+    update_item = models.DynamoDBBackend.update_item
+
+    def atomic_update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            return update_item(self, *args, **kwargs)
+
+    models.DynamoDBBackend.update_item = atomic_update_item
     _query_reads_its_partition(Table)
     _applied = True
 

@@ -245,6 +245,7 @@ def main() -> int:
     from chalicelib.services.ingest_alert import requeue_pending
     from chalicelib.services.sync_portfolio import scheduled_sync
     from devstack.notifications import NotificationTap
+    from devstack.reports_and_alerts import local_jobs as local_report_jobs
 
     c = bootstrap.container()
 
@@ -296,6 +297,7 @@ def main() -> int:
         # --- score, notes (issue 12): its local schedules go below ---
         #
         # --- reports and alert channels (issue 13): its local schedules go below ---
+        *local_report_jobs(c),
         #
         # --- ibkr (issue 14): its local schedules go below ---
         *(

@@ -245,7 +245,13 @@ def policy_document(stage: str) -> dict[str, Any]:
             {
                 "Sid": "Notifications",
                 "Effect": "Allow",
-                "Action": "sns:Publish",
+                # Subscribe/Unsubscribe/List: POST/DELETE /api/subscriptions (issue 13).
+                "Action": [
+                    "sns:Publish",
+                    "sns:Subscribe",
+                    "sns:Unsubscribe",
+                    "sns:ListSubscriptionsByTopic",
+                ],
                 "Resource": f"arn:aws:sns:*:*:{prefix}-notifications",
             },
             {
@@ -255,11 +261,21 @@ def policy_document(stage: str) -> dict[str, Any]:
                 "Resource": f"arn:aws:s3:::{prefix}-reports-*/*",
             },
             {
+                "Sid": "ReportsList",
+                "Effect": "Allow",
+                # Without it a missing report is AccessDenied, not NoSuchKey (S3 GetObject).
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{prefix}-reports-*",
+            },
+            {
                 "Sid": "AppSecret",
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 # Secrets Manager appends a random 6-character suffix to the name.
-                "Resource": f"arn:aws:secretsmanager:*:*:secret:{prefix}/app-*",
+                "Resource": [
+                    f"arn:aws:secretsmanager:*:*:secret:{prefix}/app-*",
+                    f"arn:aws:secretsmanager:*:*:secret:{prefix}/google-*",  # Sheets journal
+                ],
             },
         ],
     }

@@ -33,6 +33,8 @@ def aws(moto_server: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[E
     monkeypatch.setenv("FLOWTRADER_WEBHOOK_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("FLOWTRADER_API_TOKEN", API_TOKEN)
     monkeypatch.delenv("FLOWTRADER_ALLOWED_IPS", raising=False)
+    monkeypatch.setenv("FLOWTRADER_DESKTOP_ALERTS", "false")  # no pop-ups or speech from
+    monkeypatch.setenv("FLOWTRADER_SPOKEN_ALERTS", "false")  # tests (issue 13's channels)
     bootstrap.reset()
     yield moto_server
     bootstrap.reset()

@@ -4,7 +4,9 @@ The message goes out with `MessageStructure="json"`, so each protocol gets its o
 SMS subscribers the first line only (at most `sms_chars`, 160 by default: one SMS segment),
 email and everything else (SQS, Lambda, the local console tap) the full message; the email
 subject is `subject`, cleaned to what SNS accepts (ASCII, one line, at most 100 chars).
-SMS are sent as `Transactional` (delivered with priority; they are about money).
+SMS are sent as `Transactional` (delivered with priority; they are about money). The
+message attribute `event` (filled, stopped_out, rejected, …) lets a subscription take only
+some events with a filter policy (`POST /api/subscriptions` with `events`).
 
 Raises on failure (a missing topic, throttling): the caller's fan-out logs it and moves on.
 """
@@ -38,7 +40,7 @@ class SnsNotifier:
         self._topic_arn = topic_arn
         self._sms_chars = sms_chars
 
-    def notify(self, subject: str, message: str) -> None:
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None:
         payload = {
             "default": message,
             "email": message,
@@ -51,5 +53,49 @@ class SnsNotifier:
             MessageStructure="json",
             MessageAttributes={
                 "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+                "event": {"DataType": "String", "StringValue": event},
             },
         )
+
+
+class SnsSubscriptions:
+    """Subscribers of the topic (`Subscriptions`): SMS numbers and email addresses.
+
+    `events` becomes a subscription filter policy on the `event` message attribute
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-subscription-filter-policies.html), so a
+    phone can take only stop-outs while the inbox takes everything.
+    """
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._sns = client
+        self._topic_arn = topic_arn
+
+    def subscribe(self, protocol: str, endpoint: str, events: list[str] | None) -> str:
+        attributes = {"FilterPolicy": json.dumps({"event": sorted(events)})} if events else {}
+        got = self._sns.subscribe(
+            TopicArn=self._topic_arn,
+            Protocol=protocol,
+            Endpoint=endpoint,
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
+        return str(got["SubscriptionArn"])
+
+    def _matching(self, protocol: str, endpoint: str) -> list[str]:
+        arns: list[str] = []
+        kwargs: dict[str, Any] = {"TopicArn": self._topic_arn}
+        while True:
+            page = self._sns.list_subscriptions_by_topic(**kwargs)
+            for sub in page.get("Subscriptions", []):
+                same = sub.get("Protocol") == protocol and sub.get("Endpoint") == endpoint
+                if same and str(sub.get("SubscriptionArn", "")).startswith("arn:"):
+                    arns.append(sub["SubscriptionArn"])
+            if not page.get("NextToken"):
+                return arns
+            kwargs["NextToken"] = page["NextToken"]
+
+    def unsubscribe(self, protocol: str, endpoint: str) -> int:
+        arns = self._matching(protocol, endpoint)
+        for arn in arns:
+            self._sns.unsubscribe(SubscriptionArn=arn)
+        return len(arns)

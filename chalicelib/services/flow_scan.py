@@ -20,6 +20,7 @@ from chalicelib.domain import DarkPoolPrint, FlowHighlight, FlowPrint
 from chalicelib.ports import FlowHighlights, FlowSource, FlowUnavailable, Notifier
 from chalicelib.rules.flow_highlights import ScanRules, find_highlights
 from chalicelib.rules.market_calendar import is_market_open
+from chalicelib.services.notify import deliver
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ def scan_flow(
     new = [h for h in found if store.record_once(h, now)]
     watched = [h for h in new if h.symbol in watchlist]
     if watched:
-        notifier.notify(*_notice(watched))
+        subject, message = _notice(watched)
+        deliver(notifier, subject, message, "flow_highlight")  # the router's event (issue 13)
     if errors:
         log.warning("flow scan: %s", errors)
     return {

@@ -12,9 +12,11 @@ freqtrade's RPCManager.send_msg).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from chalicelib.domain import ClosedTrade, ExitReason, Order, OrderStatus, OrderType
 from chalicelib.ports import Notifier
@@ -34,16 +36,27 @@ _TYPE = {
 }
 
 
+# The routing event of each notice kind (services/alerting.py routes events to channels).
+_EVENT_OF_KIND = {"error": "failed"}
+STOP_EXITS = (ExitReason.STOP_LOSS, ExitReason.TRAILING_STOP)
+
+
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # placed | filled | rejected | error
+    kind: str  # placed | filled | closed | partially_filled | drift | rejected | error
     subject: str
     text: str
     detail: str = ""
+    event_name: str = ""  # when the routing event is not the kind's (a stop-out close)
 
     @property
     def message(self) -> str:
         return f"{self.text}\n\n{self.detail}" if self.detail else self.text
+
+    @property
+    def event(self) -> str:
+        """What the alert router routes on: filled, stopped_out, rejected, failed, drift…"""
+        return self.event_name or _EVENT_OF_KIND.get(self.kind, self.kind)
 
 
 def sms_text(message: str, limit: int = SMS_CHARS) -> str:
@@ -161,6 +174,7 @@ def position_closed(
         _subject(trade_result(trade)),
         sms_text(text),
         "\n".join(x for x in detail if x),
+        event_name="stopped_out" if trade.exit_reason in STOP_EXITS else "",
     )
 
 
@@ -210,12 +224,30 @@ def order_error(reason: str, alert_id: str | None = None, symbol: str | None = N
     )
 
 
+@lru_cache(maxsize=64)
+def _takes_event(kind: type) -> bool:
+    try:
+        params = inspect.signature(getattr(kind, "notify")).parameters.values()  # noqa: B009
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "event" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def deliver(channel: Notifier, subject: str, message: str, event: str = "info") -> None:
+    """`channel.notify` with the event, or without it for a channel written before events
+    (the port's old two-argument form keeps working). Raises what the channel raises."""
+    if _takes_event(type(channel)):
+        channel.notify(subject, message, event=event)
+    else:
+        channel.notify(subject, message)
+
+
 def send(notifier: Notifier | None, notice: Notice) -> bool:
     """Deliver `notice`; False (logged) when it failed. Never raises."""
     if notifier is None:
         return False
     try:
-        notifier.notify(notice.subject, notice.message)
+        deliver(notifier, notice.subject, notice.message, notice.event)
         return True
     except Exception:
         log.warning("notification %r failed", notice.subject, exc_info=True)
@@ -225,8 +257,8 @@ def send(notifier: Notifier | None, notice: Notice) -> bool:
 class LogNotifier:
     """Writes every notification to the log (CloudWatch in AWS, the console locally)."""
 
-    def notify(self, subject: str, message: str) -> None:
-        log.info("notify: %s | %s", subject, sms_text(message, 500))
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None:
+        log.info("notify [%s]: %s | %s", event, subject, sms_text(message, 500))
 
 
 class FanOutNotifier:
@@ -235,10 +267,10 @@ class FanOutNotifier:
     def __init__(self, channels: Sequence[Notifier] | Iterable[Notifier]) -> None:
         self.channels = list(channels)
 
-    def notify(self, subject: str, message: str) -> None:
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None:
         for channel in self.channels:
             try:
-                channel.notify(subject, message)
+                deliver(channel, subject, message, event)
             except Exception:
                 log.warning(
                     "notifier %s failed for %r", type(channel).__name__, subject, exc_info=True

@@ -63,8 +63,13 @@ class Stack:
             FLOWTRADER_DATA_DIR=str(data_dir),
             FLOWTRADER_WEBHOOK_PASSPHRASE=PASSPHRASE,
             FLOWTRADER_API_TOKEN=TOKEN,
-            **env,
+            # Tests hear alerts through the topic; no pop-ups or speech from a test run, and
+            # reports under the test's own data dir.
+            FLOWTRADER_DESKTOP_ALERTS="false",
+            FLOWTRADER_SPOKEN_ALERTS="false",
+            FLOWTRADER_REPORTS_DIR=str(data_dir / "reports"),
         )
+        base_env.update(env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devstack"],
             cwd=ROOT,

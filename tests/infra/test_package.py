@@ -22,7 +22,10 @@ import pytest
 from infra.deploy import GATEWAY_RESPONSES, policy_document, prepare_app_template, slim_package
 
 REPO = Path(__file__).resolve().parents[2]
-ZIP_LIMIT_BYTES = 40 * 1024 * 1024
+# Lambda takes a zip of at most 50 MB uploaded directly (we upload through S3, where only the
+# 250 MB unzipped limit applies). Was 40 MiB; issue 13's twilio (with aiohttp), gspread and
+# google-auth and openpyxl add about 6 MB (46 MB with ibind's pycryptodome too).
+ZIP_LIMIT_BYTES = 50_000_000
 DEV_ONLY = {
     "pytest", "_pytest", "moto", "sklearn", "scikit_learn", "hypothesis", "backtesting",
     "bokeh", "ruff", "cfnlint", "boto3", "botocore", "tests", "backtest", "devstack", "bench",

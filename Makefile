@@ -30,6 +30,7 @@ format: install
 	$(PY) -m ruff check --fix .
 
 test: lint
+	@scripts/system_deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -390,6 +390,38 @@ def get_bars() -> Response:
 # (its additions go below, above the next section)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def price_poll(event: Any) -> dict[str, Any]:
+    """The paper broker trades against the market: new bars of every symbol it holds or has
+    orders in work its stops, targets and limits (only a simulated broker; in the session)."""
+    from typing import cast
+
+    from chalicelib.domain import utc_now
+    from chalicelib.ports import SimulatedBroker
+    from chalicelib.services.price_poll import poll_prices
+    from chalicelib.services.sync_portfolio import in_sync_window
+
+    c = bootstrap.container()
+    now = utc_now()
+    broker = c.broker
+    if not hasattr(broker, "on_price"):
+        return {"skipped": f"{broker.name} works its orders against its own market"}
+    if not in_sync_window(now):
+        return {"skipped": "outside the trading session"}
+    result = poll_prices(
+        cast(SimulatedBroker, broker),
+        c.market_data(),
+        c.state_store,
+        now,
+        marks=c.poll_marks,
+        notifier=c.notifier,
+        clock=utc_now,
+    )
+    if result.get("filled") or result.get("errors"):
+        app.log.info(json.dumps(result, default=str))
+    return result
+
+
 # --- flow (issue 12) ---
 # (its additions go below, above the next section)
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         FlowSource,  # flow (issue 12)
         MarketData,
         Notifier,
+        PollMarks,
         RecentAlerts,
         ReportSink,
         RuntimeSettings,
@@ -278,6 +279,13 @@ class Container:
             if chosen not in sources:
                 sources[chosen] = build_market_data(chosen, self)
             return sources[chosen]
+
+    @cached_property
+    def poll_marks(self) -> PollMarks:
+        """How far the price poll has fed each symbol (the state table)."""
+        from chalicelib.adapters.price_poll_marks import DynamoPollMarks
+
+        return DynamoPollMarks(self.dynamodb_client, self.settings.state_table)
 
 
 _lock = threading.Lock()

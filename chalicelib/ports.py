@@ -340,6 +340,10 @@ class MarketDataUnavailable(Exception):
     decision goes on without its slot; the message says why, without secrets."""
 
 
+class MarketDataRateLimited(MarketDataUnavailable):
+    """The source refused for too many requests (HTTP 429): retry later, slower."""
+
+
 class MarketData(Protocol):
     """Where bars and prices come from: alpaca | ibkr | tradingview | files | replay.
 

@@ -380,7 +380,8 @@ def get_bars() -> Response:
     except BadBarsQuery as bad:
         return _json(400, {"error": str(bad), "field": bad.field})
     try:
-        market = bootstrap.container().market_data()
+        c = bootstrap.container()
+        market = c.market_data(c.current_data_source())  # as switched by PUT /api/settings
         return _json(200, recent_bars(market, symbol, timeframe, limit, utc_now()))
     except (MarketDataUnavailable, ValueError) as exc:  # ValueError: a source misconfigured
         return _json(503, {"error": f"market data unavailable: {exc}"})
@@ -410,7 +411,7 @@ def price_poll(event: Any) -> dict[str, Any]:
         return {"skipped": "outside the trading session"}
     result = poll_prices(
         cast(SimulatedBroker, broker),
-        c.market_data(),
+        c.market_data(c.current_data_source()),
         c.state_store,
         now,
         marks=c.poll_marks,

@@ -353,20 +353,25 @@ def build_market_data(name: str, c: Container) -> MarketData:
 
 
 def replay_market_data(settings: Settings) -> MarketData:
-    """The replay of `settings.replay_file`, read at the stack's clock. Without a replay clock
-    from the local stack (FLOWTRADER_CLOCK), one starts now at the file's first session open."""
+    """The replay of `settings.replay_file`, read at the stack's replay clock.
+
+    Only a stack started as a replay has that clock (`FLOWTRADER_CLOCK`, set by the local
+    stack for all its processes): a replay against the wall clock would show every bar at
+    once, and switching the clock of a running stack would move its time by years, so
+    anywhere else (a Lambda, a run-time switch) the replay is refused."""
     from chalicelib import clock
     from chalicelib.adapters.files_market_data import FilesMarketData
-    from chalicelib.adapters.replay import ReplayClock, ReplayMarketData, first_session_open
+    from chalicelib.adapters.replay import ReplayClock, ReplayMarketData
 
     if not settings.replay_file:
         raise ValueError("the replay data source needs FLOWTRADER_REPLAY_FILE (a bar file)")
-    files = FilesMarketData(settings.replay_file, settings.data_symbol)
     clock.now()  # installs the clock FLOWTRADER_CLOCK names, if any
     if not isinstance(clock.current(), ReplayClock):
-        start = first_session_open(files.series.bars)
-        clock.install(ReplayClock(start, settings.replay_speed))
-    return ReplayMarketData(files, clock.now)
+        raise ValueError(
+            "the replay data source needs the replay clock: start the local stack with "
+            "FLOWTRADER_DATA_SOURCE=replay make run"
+        )
+    return ReplayMarketData(FilesMarketData(settings.replay_file, settings.data_symbol), clock.now)
 
 
 # --- flow (issue 12) ---

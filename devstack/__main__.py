@@ -239,7 +239,7 @@ def _replay_banner(url: str, passphrase: str, replay: Any) -> None:
 
     _say(f"  {replay.describe()}")
     _say(f"  bars        : {url}/api/bars?symbol={replay.symbol}  (the token as a Bearer)")
-    price = bootstrap.container().market_data().latest_price(replay.symbol) or 100.0
+    price = bootstrap.container().market_data("replay").latest_price(replay.symbol) or 100.0
     _say("Try it (no `time`: the replay's clock is not yours):")
     _say(
         f"  curl -s -X POST {url}/webhook -H 'Content-Type: application/json' -d "

@@ -274,7 +274,7 @@ def main() -> int:
             return
         result = poll_prices(
             broker,  # a SimulatedBroker (it has on_price)
-            c.market_data(),
+            c.market_data(c.current_data_source()),
             c.state_store,
             utc_now(),
             marks=c.poll_marks,

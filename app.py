@@ -395,25 +395,15 @@ def get_bars() -> Response:
 def price_poll(event: Any) -> dict[str, Any]:
     """The paper broker trades against the market: new bars of every symbol it holds or has
     orders in work its stops, targets and limits (only a simulated broker; in the session)."""
-    from typing import cast
-
     from chalicelib.domain import utc_now
-    from chalicelib.ports import SimulatedBroker
-    from chalicelib.services.price_poll import poll_prices
-    from chalicelib.services.sync_portfolio import in_sync_window
+    from chalicelib.services.price_poll import scheduled_poll
 
     c = bootstrap.container()
-    now = utc_now()
-    broker = c.broker
-    if not hasattr(broker, "on_price"):
-        return {"skipped": f"{broker.name} works its orders against its own market"}
-    if not in_sync_window(now):
-        return {"skipped": "outside the trading session"}
-    result = poll_prices(
-        cast(SimulatedBroker, broker),
-        c.market_data(c.current_data_source()),
+    result = scheduled_poll(
+        c.broker,
+        lambda: c.market_data(c.current_data_source()),
         c.state_store,
-        now,
+        utc_now(),
         marks=c.poll_marks,
         notifier=c.notifier,
         clock=utc_now,

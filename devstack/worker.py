@@ -267,19 +267,17 @@ def main() -> int:
 
     def price_poll() -> None:
         # The app's price_poll schedule, every price_poll_s, at any hour (paper broker only).
-        from chalicelib.services.price_poll import poll_prices
+        from chalicelib.services.price_poll import scheduled_poll
 
-        broker = c.broker
-        if not hasattr(broker, "on_price"):
-            return
-        result = poll_prices(
-            broker,  # a SimulatedBroker (it has on_price)
-            c.market_data(c.current_data_source()),
+        result = scheduled_poll(
+            c.broker,
+            lambda: c.market_data(c.current_data_source()),
             c.state_store,
             utc_now(),
             marks=c.poll_marks,
             notifier=c.notifier,
             clock=utc_now,
+            force=True,
         )
         if result.get("filled") or result.get("canceled"):
             log.info("price poll: %s", json.dumps(result, default=str))

@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.domain import Order, OrderStatus
 from chalicelib.ports import (
+    Broker,
     BrokerUnavailable,
     LeasedState,
     MarketData,
@@ -33,7 +34,7 @@ from chalicelib.ports import (
     SimulatedBroker,
 )
 from chalicelib.services.account_lease import AccountBusy, account_lease
-from chalicelib.services.sync_portfolio import sync_portfolio
+from chalicelib.services.sync_portfolio import in_sync_window, sync_portfolio
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +158,36 @@ def _pass(
         "trades": trades,
         "errors": errors,
     }
+
+
+def scheduled_poll(
+    broker: Broker,
+    market: Callable[[], MarketData],
+    state: LeasedState,
+    now: datetime,
+    *,
+    marks: PollMarks,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """The schedule's pass: only for a simulated broker (a real one works its orders in its
+    own market), only in the session unless `force`; a source that cannot be built (no
+    keys, no file) skips the pass with its reason."""
+    if not hasattr(broker, "on_price"):
+        return {"skipped": f"{broker.name} works its orders against its own market"}
+    if not force and not in_sync_window(now):
+        return {"skipped": "outside the trading session"}
+    try:
+        source = market()
+    except (ValueError, MarketDataUnavailable) as exc:
+        return {"skipped": f"no market data: {exc}"}
+    return poll_prices(
+        cast(SimulatedBroker, broker),
+        source,
+        state,
+        now,
+        marks=marks,
+        notifier=notifier,
+        clock=clock,
+    )

@@ -179,3 +179,27 @@ def test_a_symbol_the_source_cannot_serve_is_skipped_and_said(world):
 
     assert result["errors"] == {"MSFT": "the replay plays AMZN, not MSFT"}
     assert result["filled"] == ["ft-A3-open#sl"]
+
+
+def test_the_schedule_skips_a_broker_with_its_own_market_outside_the_session_and_no_source(
+    world,
+):
+    from chalicelib.services.price_poll import scheduled_poll
+    from tests.fakes.broker import FakeBroker
+
+    c, market, marks = world
+
+    def no_source():
+        raise ValueError("the files data source needs FLOWTRADER_DATA_FILE (a CSV/Parquet)")
+
+    own_market = scheduled_poll(
+        FakeBroker(), lambda: market.data, c.state_store, market.now(), marks=marks
+    )
+    assert own_market == {"skipped": "fake works its orders against its own market"}
+    saturday = datetime(2025, 1, 18, 15, 0, tzinfo=UTC)
+    closed = scheduled_poll(c.broker, lambda: market.data, c.state_store, saturday, marks=marks)
+    assert closed == {"skipped": "outside the trading session"}
+    unbuilt = scheduled_poll(c.broker, no_source, c.state_store, market.now(), marks=marks)
+    assert unbuilt["skipped"].startswith("no market data: the files data source needs")
+    ran = scheduled_poll(c.broker, lambda: market.data, c.state_store, market.now(), marks=marks)
+    assert ran["source"] == "replay"

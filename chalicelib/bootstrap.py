@@ -334,17 +334,14 @@ def build_market_data(name: str, c: Container) -> MarketData:
     if name == "replay":
         return replay_market_data(s)
     if name == "ibkr":
-        import importlib
-
-        try:  # built by the ibkr adapter (issue 14); absent from builds without it
-            factory = importlib.import_module("chalicelib.adapters.ibkr").ibkr_market_data
-        except (ImportError, AttributeError) as exc:
+        try:  # the ibkr adapter (issue 14); a build without it says so
+            from chalicelib.adapters.ibkr import ibkr_market_data
+        except ImportError as exc:
             raise ValueError(
                 "the ibkr data source is not available in this build "
                 "(no chalicelib.adapters.ibkr.ibkr_market_data)"
             ) from exc
-        source: MarketData = factory(s, c.read_secret)
-        return source
+        return ibkr_market_data(s, c.read_secret)
     raise ValueError(f"unknown data source {name!r}; use one of {', '.join(MARKET_DATA_SOURCES)}")
 
 

@@ -60,10 +60,13 @@ def stack(tmp_path):
 
 def test_a_stop_fires_with_no_alert_in_the_replay(stack):
     assert "market replay: AMZN bars of AMZN_1min_2025-01-13.csv" in stack.console
-    status, bars = stack.request("/api/bars?symbol=AMZN&limit=1", auth=True)
-    assert status == 200, bars
-    assert bars["source"] == "replay"
-    (last,) = bars["bars"]
+    # The replay starts before the open (the stack's start-up allowance): wait for a bar.
+    bars = wait_for(
+        lambda: stack.request("/api/bars?symbol=AMZN&limit=1", auth=True)[1].get("bars"), 60
+    )
+    assert bars, stack.request("/api/bars?symbol=AMZN&limit=1", auth=True)
+    (last,) = bars
+    assert stack.request("/api/bars?symbol=AMZN&limit=1", auth=True)[1]["source"] == "replay"
     price = last["close"]
     stop, crossing = a_stop_the_market_reaches(datetime.fromisoformat(last["time"]), price)
 

@@ -37,9 +37,11 @@ class Wall:
 class Inbox:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.events: list[str] = []
 
-    def notify(self, subject: str, message: str) -> None:
+    def notify(self, subject: str, message: str, *, event: str = "info") -> None:
         self.sent.append((subject, message))
+        self.events.append(event)
 
 
 class Market:
@@ -111,6 +113,7 @@ def test_a_stop_fires_when_the_market_gets_there_with_no_alert(world):
     assert c.state_store.positions() == []
     assert len(inbox.sent) == 1
     assert inbox.sent[0][1].startswith("Stop-loss hit AMZN")
+    assert inbox.events == ["stopped_out"]
     assert f"exit {trade.exit_price:.2f}" in inbox.sent[0][1]
     target = c.broker.get_order_by_client_id("ft-A1-open#tp")
     assert target.status is OrderStatus.CANCELED

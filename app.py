@@ -380,7 +380,8 @@ def get_bars() -> Response:
     except BadBarsQuery as bad:
         return _json(400, {"error": str(bad), "field": bad.field})
     try:
-        market = bootstrap.container().market_data()
+        c = bootstrap.container()
+        market = c.market_data(c.current_data_source())  # as switched by PUT /api/settings
         return _json(200, recent_bars(market, symbol, timeframe, limit, utc_now()))
     except (MarketDataUnavailable, ValueError) as exc:  # ValueError: a source misconfigured
         return _json(503, {"error": f"market data unavailable: {exc}"})
@@ -388,6 +389,28 @@ def get_bars() -> Response:
 
 # --- price poll and replay (issue 11) ---
 # (its additions go below, above the next section)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def price_poll(event: Any) -> dict[str, Any]:
+    """The paper broker trades against the market: new bars of every symbol it holds or has
+    orders in work its stops, targets and limits (only a simulated broker; in the session)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.price_poll import scheduled_poll
+
+    c = bootstrap.container()
+    result = scheduled_poll(
+        c.broker,
+        lambda: c.market_data(c.current_data_source()),
+        c.state_store,
+        utc_now(),
+        marks=c.poll_marks,
+        notifier=c.notifier,
+        clock=utc_now,
+    )
+    if result.get("filled") or result.get("errors"):
+        app.log.info(json.dumps(result, default=str))
+    return result
 
 
 # --- flow (issue 12) ---

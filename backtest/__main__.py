@@ -40,7 +40,41 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--bars", type=int, default=390 * 20, help="number of bars")
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--out", required=True, type=Path, help=".csv or .parquet file")
+    fetch = sub.add_parser("fetch", help="download bars through a live data source")
+    fetch.add_argument("--source", required=True, choices=("alpaca", "ibkr"))
+    fetch.add_argument("--symbol", required=True, help="e.g. AAPL")
+    fetch.add_argument("--start", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
+    fetch.add_argument("--end", default="", help="YYYY-MM-DD (inclusive) or ISO; default now")
+    fetch.add_argument("--timeframe", default="1Min", help="1Min, 5Min, 1Hour, 1Day …")
+    fetch.add_argument("--out", required=True, type=Path, help=".parquet or .csv (resumed)")
     return parser
+
+
+def fetch_bars(args: argparse.Namespace) -> int:
+    """Keys and endpoints come from the FLOWTRADER_* settings, as for the live source."""
+    from datetime import UTC, datetime
+
+    from backtest.fetch import FetchError, fetch, parse_time
+    from chalicelib.bootstrap import Container
+    from chalicelib.ports import MarketDataUnavailable
+
+    try:
+        start = parse_time(args.start)
+        end = parse_time(args.end, end=True) if args.end else datetime.now(UTC)
+        market = Container().market_data(args.source)
+        report = fetch(market, args.symbol.upper(), args.timeframe, start, end, args.out)
+    except (FetchError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MarketDataUnavailable as exc:
+        print(f"error: {exc} (run the same command again to resume)", file=sys.stderr)
+        return 1
+    how = "resumed after the file's last bar, " if report.resumed else ""
+    print(
+        f"{report.symbol}: {report.fetched:,} {args.timeframe} bars fetched from {args.source} "
+        f"({how}{report.requests} request(s)); {report.total:,} in {report.out}"
+    )
+    return 0
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -118,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "synth":
         return synth(args)
+    if args.command == "fetch":
+        return fetch_bars(args)
     return run(args)
 
 

@@ -48,6 +48,7 @@ def start_stack(port: int, worker: bool) -> subprocess.Popen[str]:
     data_dir = tempfile.mkdtemp(prefix="flowtrader-bench-")  # a fresh stack each time
     env["FLOWTRADER_DATA_DIR"] = data_dir
     env.update(PORT=str(port), FLOWTRADER_WEBHOOK_PASSPHRASE="bench", FLOWTRADER_API_TOKEN="bench")  # noqa: S106
+    env.setdefault("FLOWTRADER_DATA_SOURCE", "tradingview")  # the wall clock, not the replay
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
         cwd=ROOT,

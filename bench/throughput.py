@@ -53,6 +53,7 @@ def start_stack(port: int, data_dir: str) -> tuple[subprocess.Popen[str], str]:
         FLOWTRADER_MAX_DAILY_LOSS_USD="0",
         FLOWTRADER_MAX_OPEN_POSITIONS="0",
     )
+    env.setdefault("FLOWTRADER_DATA_SOURCE", "tradingview")  # the wall clock, not the replay
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
         cwd=ROOT,

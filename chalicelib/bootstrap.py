@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         FlowSource,  # flow (issue 12)
         MarketData,
         Notifier,
+        PollMarks,
         RecentAlerts,
         ReportSink,
         RuntimeSettings,
@@ -279,6 +280,13 @@ class Container:
                 sources[chosen] = build_market_data(chosen, self)
             return sources[chosen]
 
+    @cached_property
+    def poll_marks(self) -> PollMarks:
+        """How far the price poll has fed each symbol (the state table)."""
+        from chalicelib.adapters.price_poll_marks import DynamoPollMarks
+
+        return DynamoPollMarks(self.dynamodb_client, self.settings.state_table)
+
 
 _lock = threading.Lock()
 _container: Container | None = None
@@ -326,17 +334,14 @@ def build_market_data(name: str, c: Container) -> MarketData:
     if name == "replay":
         return replay_market_data(s)
     if name == "ibkr":
-        import importlib
-
-        try:  # built by the ibkr adapter (issue 14); absent from builds without it
-            factory = importlib.import_module("chalicelib.adapters.ibkr").ibkr_market_data
-        except (ImportError, AttributeError) as exc:
+        try:  # the ibkr adapter (issue 14); a build without it says so
+            from chalicelib.adapters.ibkr import ibkr_market_data
+        except ImportError as exc:
             raise ValueError(
                 "the ibkr data source is not available in this build "
                 "(no chalicelib.adapters.ibkr.ibkr_market_data)"
             ) from exc
-        source: MarketData = factory(s, c.read_secret)
-        return source
+        return ibkr_market_data(s, c.read_secret)
     raise ValueError(f"unknown data source {name!r}; use one of {', '.join(MARKET_DATA_SOURCES)}")
 
 
@@ -345,20 +350,25 @@ def build_market_data(name: str, c: Container) -> MarketData:
 
 
 def replay_market_data(settings: Settings) -> MarketData:
-    """The replay of `settings.replay_file`, read at the stack's clock. Without a replay clock
-    from the local stack (FLOWTRADER_CLOCK), one starts now at the file's first session open."""
+    """The replay of `settings.replay_file`, read at the stack's replay clock.
+
+    Only a stack started as a replay has that clock (`FLOWTRADER_CLOCK`, set by the local
+    stack for all its processes): a replay against the wall clock would show every bar at
+    once, and switching the clock of a running stack would move its time by years, so
+    anywhere else (a Lambda, a run-time switch) the replay is refused."""
     from chalicelib import clock
     from chalicelib.adapters.files_market_data import FilesMarketData
-    from chalicelib.adapters.replay import ReplayClock, ReplayMarketData, first_session_open
+    from chalicelib.adapters.replay import ReplayClock, ReplayMarketData
 
     if not settings.replay_file:
         raise ValueError("the replay data source needs FLOWTRADER_REPLAY_FILE (a bar file)")
-    files = FilesMarketData(settings.replay_file, settings.data_symbol)
     clock.now()  # installs the clock FLOWTRADER_CLOCK names, if any
     if not isinstance(clock.current(), ReplayClock):
-        start = first_session_open(files.series.bars)
-        clock.install(ReplayClock(start, settings.replay_speed))
-    return ReplayMarketData(files, clock.now)
+        raise ValueError(
+            "the replay data source needs the replay clock: start the local stack with "
+            "FLOWTRADER_DATA_SOURCE=replay make run"
+        )
+    return ReplayMarketData(FilesMarketData(settings.replay_file, settings.data_symbol), clock.now)
 
 
 # --- flow (issue 12) ---

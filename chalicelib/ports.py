@@ -340,6 +340,10 @@ class MarketDataUnavailable(Exception):
     decision goes on without its slot; the message says why, without secrets."""
 
 
+class MarketDataRateLimited(MarketDataUnavailable):
+    """The source refused for too many requests (HTTP 429): retry later, slower."""
+
+
 class MarketData(Protocol):
     """Where bars and prices come from: alpaca | ibkr | tradingview | files | replay.
 
@@ -396,6 +400,19 @@ class DayTypeState(RiskState, DayClassifications, Protocol):
 
 
 # --- price poll and replay (issue 11) -----------------------------------------------------
+
+
+class PollMarks(Protocol):
+    """How far the price poll has fed each symbol's bars to the simulated broker, so no bar
+    is fed twice (a second pass over an old low would fill an order placed after it)."""
+
+    def fed_until(self, symbol: str) -> datetime | None:
+        """The end of the last bar fed for `symbol`, or None before the first."""
+        ...
+
+    def set_fed_until(self, symbol: str, at: datetime) -> None:
+        """Move the mark forward to `at` (an older `at` leaves it alone)."""
+        ...
 
 
 # --- flow (issue 12) -----------------------------------------------------------------------

@@ -146,6 +146,12 @@ def main() -> int:
     os.environ.setdefault("FLOWTRADER_STAGE", "local")
 
     state_dir = data_dir()
+    # --- price poll and replay (issue 11): the market clock, before any process starts ---
+    from devstack.replay import ReplaySaver
+    from devstack.replay import configure as configure_replay
+
+    replay = configure_replay(os.environ, state_dir)
+    saver = ReplaySaver(replay, state_dir) if replay is not None else None
     aws = start_embedded_aws(
         port=int(os.environ.get("FLOWTRADER_MOTO_PORT", "0")),
         own_process=True,
@@ -156,6 +162,8 @@ def main() -> int:
     os.environ.pop("FLOWTRADER_REPORTS_BUCKET", None)
     os.environ.setdefault("FLOWTRADER_REPORTS_DIR", str(Path("reports").resolve()))
     supervisor = None
+    if saver is not None:
+        saver.start()
     try:
         restored = aws.restored or {}
         # Nothing of an earlier run is alive: its lease and heartbeat are void.
@@ -184,18 +192,20 @@ def main() -> int:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        _banner(f"http://{host}:{port}", aws.endpoint_url, generated)
+        _banner(f"http://{host}:{port}", aws.endpoint_url, generated, replay)
         server.server.serve_forever(poll_interval=0.2)
         server.server.server_close()
     finally:
         if supervisor is not None:
             supervisor.stop()
+        if saver is not None:
+            saver.stop()
         aws.stop()
     _say("flowtrader local stack stopped")
     return 0
 
 
-def _banner(url: str, aws_url: str, generated: set[str]) -> None:
+def _banner(url: str, aws_url: str, generated: set[str], replay: Any = None) -> None:
     passphrase = os.environ["FLOWTRADER_WEBHOOK_PASSPHRASE"]
     token = os.environ["FLOWTRADER_API_TOKEN"]
 
@@ -209,6 +219,9 @@ def _banner(url: str, aws_url: str, generated: set[str]) -> None:
     _say(f"  embedded AWS: {aws_url}")
     _say(f"  passphrase  : {passphrase}{note('FLOWTRADER_WEBHOOK_PASSPHRASE')}")
     _say(f"  API token   : {token}{note('FLOWTRADER_API_TOKEN')}")
+    if replay is not None:
+        _replay_banner(url, passphrase, replay)
+        return
     _say("Try it:")
     _say(
         f"  curl -s -X POST {url}/webhook -H 'Content-Type: application/json' -d "
@@ -216,6 +229,23 @@ def _banner(url: str, aws_url: str, generated: set[str]) -> None:
         f'"price":190.12,"stop_loss":187.5,"take_profit":195,'
         f'"time":"\'$(date -u +%FT00:00:00Z)\'","interval":"1D"}}\''
     )  # today's daily bar: fresh all day for the alert-age check, like the README's example
+    _say("Ctrl-C stops everything.")
+
+
+def _replay_banner(url: str, passphrase: str, replay: Any) -> None:
+    """The replay's line, and a curl that buys its symbol at the replayed price with a stop
+    and a target the market will reach on its own (the price poll fills them)."""
+    from chalicelib import bootstrap
+
+    _say(f"  {replay.describe()}")
+    _say(f"  bars        : {url}/api/bars?symbol={replay.symbol}  (the token as a Bearer)")
+    price = bootstrap.container().market_data("replay").latest_price(replay.symbol) or 100.0
+    _say("Try it (no `time`: the replay's clock is not yours):")
+    _say(
+        f"  curl -s -X POST {url}/webhook -H 'Content-Type: application/json' -d "
+        f'\'{{"passphrase":"{passphrase}","ticker":"NASDAQ:{replay.symbol}","action":"buy",'
+        f'"price":{price:.2f},"stop_loss":{price * 0.995:.2f},"take_profit":{price * 1.01:.2f}}}\''
+    )
     _say("Ctrl-C stops everything.")
 
 

@@ -265,6 +265,23 @@ def main() -> int:
         if result.get("trades") or result.get("drift"):
             log.info("portfolio sync: %s", json.dumps(result, default=str))
 
+    def price_poll() -> None:
+        # The app's price_poll schedule, every price_poll_s, at any hour (paper broker only).
+        from chalicelib.services.price_poll import scheduled_poll
+
+        result = scheduled_poll(
+            c.broker,
+            lambda: c.market_data(c.current_data_source()),
+            c.state_store,
+            utc_now(),
+            marks=c.poll_marks,
+            notifier=c.notifier,
+            clock=utc_now,
+            force=True,
+        )
+        if result.get("filled") or result.get("canceled"):
+            log.info("price poll: %s", json.dumps(result, default=str))
+
     concurrency, batch_size = lambda_concurrency(app_module.app)
     consumers = [
         QueueWorker(
@@ -283,6 +300,7 @@ def main() -> int:
         Every(SYNC_EVERY_S, sync_portfolio, "portfolio-sync"),
         Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
         # --- price poll and replay (issue 11): its local schedules go below ---
+        Every(c.settings.price_poll_s, price_poll, "price-poll"),
         #
         # --- day type (issue 11): its local schedules go below ---
         Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}, None), "day-type"),

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain import Bar, MarketTrade, Quote
-from chalicelib.ports import MarketDataUnavailable
+from chalicelib.ports import MarketDataRateLimited, MarketDataUnavailable
 from chalicelib.rules.timeframes import timeframe_seconds
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 FEEDS = ("iex", "sip")
 
 
-class RateLimited(MarketDataUnavailable):
-    """Alpaca answered 429: too many requests this minute (200 on the free plan)."""
+# Alpaca answered 429: too many requests this minute (200 on the free plan).
+RateLimited = MarketDataRateLimited
 
 
 def _reason(exc: Exception) -> MarketDataUnavailable:

@@ -58,6 +58,8 @@ class Stack:
         base_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWTRADER_"))
         }
+        # The wall clock unless a test asks for the market replay `make run` defaults to.
+        base_env["FLOWTRADER_DATA_SOURCE"] = "tradingview"
         base_env.update(
             PORT=str(self.port),
             FLOWTRADER_DATA_DIR=str(data_dir),

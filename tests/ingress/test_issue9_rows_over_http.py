@@ -39,6 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         FLOWTRADER_API_TOKEN=TOKEN,
         FLOWTRADER_DATA_DIR=str(tmp_path_factory.mktemp("data")),
         FLOWTRADER_MAX_TRADES_PER_HOUR="0",
+        FLOWTRADER_DATA_SOURCE="tradingview",  # the wall clock, not make run's replay
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"],

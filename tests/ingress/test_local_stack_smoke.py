@@ -47,6 +47,7 @@ def test_local_stack_turns_an_alert_into_a_paper_bracket_and_a_notification(tmp_
         FLOWTRADER_WEBHOOK_PASSPHRASE="smoke-pass",
         FLOWTRADER_API_TOKEN="smoke-token",
         FLOWTRADER_DATA_DIR=str(tmp_path),  # a fresh stack, whatever earlier runs kept
+        FLOWTRADER_DATA_SOURCE="tradingview",  # the wall clock, not make run's replay
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"],

@@ -70,16 +70,17 @@ def test_alpaca_by_setting_uses_the_feed_and_data_url():
     assert server.requests[-1]["query"]["feed"] == "sip"
 
 
-def test_a_replay_without_a_clock_from_the_stack_starts_its_own_at_the_first_open():
+def test_a_replay_needs_the_stacks_replay_clock():
     settings = Settings(data_source="replay", replay_file=str(SAMPLE), replay_speed=60)
+    clock.install(None)  # the wall clock: a deployed stage, or a stack not started as a replay
 
+    with pytest.raises(ValueError, match="needs the replay clock"):
+        bootstrap.Container(settings).market_data()
+    assert clock.current() is clock.wall_clock  # the stack's time was not moved
+
+    clock.install(ReplayClock(OPEN, 60, wall=lambda: 0.0))  # held at 09:30
     market = bootstrap.Container(settings).market_data()
-
-    installed = clock.current()
-    assert isinstance(installed, ReplayClock)
-    assert installed.market_start == OPEN
-    assert installed.speed == 60
-    assert market.latest_price("AMZN") is not None  # the 09:29 bar has closed
+    assert market.latest_price("AMZN") == 218.33  # the 09:29 bar has closed
 
 
 def test_api_bars_serves_the_replays_closed_bars(aws, client, monkeypatch):

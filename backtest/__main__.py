@@ -1,5 +1,7 @@
 """`python -m backtest run --data FILE [--symbol SYM] --config FILE.toml --out DIR [--set k=v]`.
 
+Also `python -m backtest daytype --data FILE --out DIR` (backtest/daytype_cli.py).
+
 Exit codes: 0 done, 2 bad data or configuration (the message names the first bad row or
 key; nothing is written).
 """
@@ -40,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--bars", type=int, default=390 * 20, help="number of bars")
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--out", required=True, type=Path, help=".csv or .parquet file")
+    from backtest.daytype_cli import add_parser
+
+    add_parser(sub)
     return parser
 
 
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "synth":
         return synth(args)
+    if args.command == "daytype":
+        from backtest.daytype_cli import run as daytype
+
+        return daytype(args)
     return run(args)
 
 

@@ -1,5 +1,7 @@
 """`python -m backtest run --data FILE [--symbol SYM] --config FILE.toml --out DIR [--set k=v]`.
 
+Also `python -m backtest daytype --data FILE --out DIR` (backtest/daytype_cli.py).
+
 Exit codes: 0 done, 2 bad data or configuration (the message names the first bad row or
 key; nothing is written).
 """
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--end", default="", help="YYYY-MM-DD (inclusive) or ISO; default now")
     fetch.add_argument("--timeframe", default="1Min", help="1Min, 5Min, 1Hour, 1Day …")
     fetch.add_argument("--out", required=True, type=Path, help=".parquet or .csv (resumed)")
+    from backtest.daytype_cli import add_parser
+
+    add_parser(sub)
     return parser
 
 
@@ -154,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return synth(args)
     if args.command == "fetch":
         return fetch_bars(args)
+    if args.command == "daytype":
+        from backtest.daytype_cli import run as daytype
+
+        return daytype(args)
     return run(args)
 
 

@@ -120,6 +120,16 @@ class RiskConfig(_Section):
     kill_switch: bool = False
 
 
+class DayTypeConfig(_Section):
+    """The live day-type and volume checks on entries (backtest/daytype.py)."""
+
+    gate: bool = False  # no_trade denies entries, choppy scales them (as FLOWTRADER_*)
+    at: str = Field("10:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")  # New York
+    choppy_size_scale: float = Field(0.5, ge=0, le=1)
+    volume_confirm: bool = False  # entries need breakout volume ≥ volume_k × usual
+    volume_k: float = Field(1.5, gt=0)
+
+
 class ReportConfig(_Section):
     html: bool = True
     progress: Literal["auto", "on", "off"] = "auto"
@@ -134,6 +144,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "costs": CostsConfig,
     "fill": FillConfig,
     "risk": RiskConfig,
+    "daytype": DayTypeConfig,
     "report": ReportConfig,
 }
 # Dict-valued keys take a whole table; `--set section.key.sub=value` sets one entry of it.
@@ -154,6 +165,7 @@ class BacktestConfig(BaseModel):
     costs: CostsConfig = Field(default_factory=CostsConfig)
     fill: FillConfig = Field(default_factory=FillConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    daytype: DayTypeConfig = Field(default_factory=DayTypeConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -189,6 +201,7 @@ class BacktestConfig(BaseModel):
             max_position_notional_usd=risk.max_position_notional_usd,
             max_gross_exposure_usd=risk.max_gross_exposure_usd,
             pdt_guard=risk.pdt_guard,
+            require_volume_confirmation=self.daytype.volume_confirm,
         )
 
     def order_rules(self) -> OrderRules:
@@ -205,6 +218,7 @@ class BacktestConfig(BaseModel):
             stop_atr_multiple=exits.atr_stop_mult,
             target_atr_multiple=exits.atr_target_mult,
             max_position_notional_usd=sizing.max_position_notional_usd,
+            choppy_size_scale=self.daytype.choppy_size_scale if self.daytype.gate else 1.0,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ proposal back here, and the *live* code decides: `chalicelib.rules.sizing.positi
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +25,16 @@ from backtest import kernel as k
 from backtest.config import Config
 from backtest.costs import commission_params, slippage_params
 from backtest.data import Bars
-from chalicelib.domain import Account, MarketPosition, OrderIntent, Position, Side
+from backtest.daytype import DayTypeFilter
+from chalicelib.domain import (
+    Account,
+    DayType,
+    DecisionContext,
+    MarketPosition,
+    OrderIntent,
+    Position,
+    Side,
+)
 from chalicelib.rules import market_calendar, report_rows
 from chalicelib.rules.checks import (
     Check,
@@ -46,6 +56,7 @@ from chalicelib.rules.prices import round_to_tick
 from chalicelib.rules.risk_state import InMemoryRiskState
 from chalicelib.rules.sizing import SizingError, position_size
 from chalicelib.rules.strategies import compute_signals
+from chalicelib.services.classify_day import parse_new_york_time
 
 LONG, SHORT = MarketPosition.LONG, MarketPosition.SHORT
 
@@ -68,17 +79,18 @@ class BacktestResult:
     entries_proposed: int = 0
 
 
-def enabled_checks(limits: RiskLimits) -> tuple[Check, ...]:
+def enabled_checks(limits: RiskLimits, *, day_gate: bool = False) -> tuple[Check, ...]:
     """The live gate's default checks for `limits` (`[risk]`), minus those switched off.
 
     A check whose limit is 0 always allows, so leaving it out changes no decision and saves
-    a call per entry. The no-trade-day check is left out: the backtest has no day types.
+    a call per entry. The no-trade-day check runs only with `[daytype] gate = true` (the
+    day types come from backtest/daytype.py), the volume check with `volume_confirm`.
     """
     on = {
         KillSwitch: limits.kill_switch,
         MarketHours: limits.market_hours_only,
-        NoTradeDay: False,
-        VolumeConfirmation: False,  # the engine's own day-type/volume entry filter does this
+        NoTradeDay: day_gate,
+        VolumeConfirmation: limits.require_volume_confirmation,
         DailyLossLimit: limits.max_daily_loss_usd > 0,
         MaxOpenPositions: limits.max_open_positions > 0,
         MaxPositionNotional: limits.max_position_notional_usd > 0,
@@ -103,7 +115,15 @@ class EntryDecider:
         self.order_rules = config.order_rules()
         limits = config.risk_limits()
         self.leverage = config.account.leverage
-        self.gate = Gate(enabled_checks(limits))
+        self.gate = Gate(enabled_checks(limits, day_gate=config.daytype.gate))
+        day = config.daytype
+        self.day_gate = day.gate
+        self.volume_confirm = day.volume_confirm
+        self.day_filter: DayTypeFilter | None = None
+        if day.gate or day.volume_confirm:
+            self.day_filter = DayTypeFilter(
+                bars, parse_new_york_time(day.at), volume_k=day.volume_k
+            )
         self.books_pl = limits.max_daily_loss_usd > 0
         self.state = InMemoryRiskState()
         self.symbol = bars.symbol
@@ -205,7 +225,12 @@ class EntryDecider:
         return (Position(symbol=alert.symbol, qty=sign * size, avg_entry_price=price),)
 
     def _from_alert(
-        self, alert: Any, signal_bar: int, equity: float, px: np.ndarray
+        self,
+        alert: Any,
+        signal_bar: int,
+        equity: float,
+        px: np.ndarray,
+        day_type: DayType | None = None,
     ) -> OrderIntent | None:
         """The live decision for a replayed alert's entry; its stops go into `px`."""
         claim = f"bt-{self.proposed}"
@@ -220,6 +245,7 @@ class EntryDecider:
             positions=self._reversed_from(alert, float(px[k.CLOSE, signal_bar])),
             rules=self.order_rules,
             atr=None if np.isnan(atr_value) else float(atr_value),
+            day_type=day_type,
         )
         intent = decision.open_intent
         if intent is None:
@@ -242,15 +268,23 @@ class EntryDecider:
         px: np.ndarray | None = None,
     ) -> int:
         self.proposed += 1
+        day, market = None, None
+        if self.day_filter is not None:
+            moment = self._moment(bar)
+            day = self.day_filter.day(signal_bar, moment) if self.day_gate else None
+            market = self.day_filter.market(signal_bar, moment) if self.volume_confirm else None
+        day_type = day.day_type if day is not None else None
         alert = self.alerts.get(signal_bar)
         if alert is not None and px is not None:
-            intent = self._from_alert(alert, signal_bar, equity, px)
+            intent = self._from_alert(alert, signal_bar, equity, px, day_type)
             if intent is None:
                 self.denials["decision"] += 1
                 return 0
             qty = int(intent.qty)
         else:
             qty = self.size(price, stop, equity)
+            if qty > 0 and day_type is DayType.CHOPPY:  # as decide_orders scales live
+                qty = math.floor(qty * self.order_rules.choppy_size_scale + 1e-9)
             if qty <= 0:
                 self.denials["size_zero"] += 1
                 return 0
@@ -273,7 +307,11 @@ class EntryDecider:
         account = self._account.model_copy(
             update={"equity": equity, "cash": equity, "buying_power": equity * self.leverage}
         )
-        result = self.gate.admit(Proposal(intent, account, ()), self.state, self._moment(bar))
+        now = self._moment(bar)
+        context = None
+        if day is not None or market is not None:
+            context = DecisionContext(now=now, account=account, day=day, market=market)
+        result = self.gate.admit(Proposal(intent, account, (), context=context), self.state, now)
         if not result.allowed:
             for verdict in result.denials:
                 self.denials[verdict.check or "gate"] += 1

@@ -43,14 +43,17 @@ class DayTypeThresholds:
 
     atr_period: int = 14  # daily ATR over 14 sessions (Wilder 1978)
     adx_period: int = 14  # Wilder 1978
-    adx_trend: float = 25.0  # ADX ≥ 25: trending (Wilder 1978; widely used)
-    # Kaufman efficiency ratio ≥ this × 1/√n, the ratio a driftless random walk shows
-    # over n bars on average: twice the noise level.
+    # Each trend signal is set where a driftless random walk of 30 one-minute bars passes
+    # it about one time in ten (docs/day-type.md, scripts/day_type_null.py):
+    # Kaufman efficiency ratio ≥ this × 1/√n, the ratio a random walk shows on average.
     efficiency_noise_multiple: float = 2.0
     # VWAP crosses ≤ this × √(2n/π), a random walk's expected number of crossings.
     vwap_cross_fraction: float = 0.5
-    vwap_band_sigma: float = 1.0  # the last close beyond the ±1σ VWAP band
-    rvol_trend: float = 1.0  # at least a usual day's volume so far
+    vwap_band_sigma: float = 2.0  # the last close beyond the ±2σ VWAP band
+    # ADX(14) ≥ 50: Wilder's 25 is for daily bars; on 30 one-minute bars a random walk's
+    # median ADX is 25 and its 90th percentile 51 ("very strong trend" in the usual tables).
+    adx_trend: float = 50.0
+    rvol_trend: float = 1.5  # "in play": relative volume ≥ 1.5 (O'Neil; Aziz 2015)
     trend_votes: int = 3  # of the five trend signals above, at least three (a majority)
     # No-trade: a dead market, both volume and opening range at most half their usual.
     rvol_dead: float = 0.5
@@ -253,7 +256,7 @@ def classify_day(
 
     Rules, in order: an NYSE early-close day is no_trade; a dead market (relative volume
     and opening range both at most half their usual) is no_trade; a trend needs a majority
-    of five signals (efficiency, one side of VWAP, beyond the 1σ band, ADX, volume) and
+    of five signals (efficiency, one side of VWAP, beyond the 2σ band, ADX, volume) and
     the close on the same side of the open and of VWAP; anything else is choppy.
     Raises DayTypeUnavailable under `thresholds.min_bars` bars.
     """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from chalicelib.rules.volume import (
 )
 
 ATR_PERIOD = 14
+BAR = timedelta(minutes=1)
 VOLUME_CONFIRM_K = 1.5
 
 
@@ -59,10 +60,13 @@ def build_snapshot(
     Only regular-session bars that started by `now` count. ATR runs over the last prior
     session and today together, so it is defined from the open. Delta comes from `trades`
     (tick rule on the tape) when given, else from bars by bulk volume classification.
-    `last_price` defaults to the last close. The volume verdict judges the last bar as a
-    breakout bar against `k`× the usual volume at its time of day.
+    `last_price` defaults to the last close. The volume verdict judges the last bar
+    finished by `now` as a breakout bar against `k`× the usual volume at its time of day.
     """
     session = [b for b in regular_session(session_bars) if b.time <= now]
+    # the breakout bar is the last one finished by `now`: a bar still forming has only
+    # part of its volume and would understate it
+    finished = [b for b in session if b.time + BAR <= now]
     prior = [regular_session(s) for s in prior_sessions]
     prior = [s for s in prior if s]
     atr_bars = (prior[-1] if prior else []) + session
@@ -86,5 +90,5 @@ def build_snapshot(
         relative_volume=relative_volume(session, prior) if session else None,
         delta=delta,
         delta_method=None if delta is None else ("trades" if tape else "bvc"),
-        volume_confirmation=volume_confirmation(session, prior, k) if session else None,
+        volume_confirmation=volume_confirmation(finished, prior, k) if finished else None,
     )

@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -102,25 +103,49 @@ def session_vwap(bars: Sequence[Bar]) -> VwapBands | None:
     return VwapBands(vwap=vwap, sigma=math.sqrt(max(variance, 0.0)))
 
 
+_session_bounds = lru_cache(maxsize=8192)(market_calendar.session_bounds)
+
+
 def minute_of_session(moment: datetime) -> int | None:
     """Whole minutes since the regular open of `moment`'s trading day (09:30 → 0), or None
-    outside the regular session."""
-    bounds = market_calendar.session_bounds(market_calendar.trading_date(moment))
+    outside the regular session.
+
+    A regular session (13:30–21:00 UTC at the widest) lies within one UTC date, the same as
+    its New York date, so the UTC date names the session to look in (and is cheap).
+    """
+    day = moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
+    bounds = _session_bounds(day)
     if bounds is None or not bounds[0] <= moment < bounds[1]:
         return None
     return int((moment - bounds[0]).total_seconds() // 60)
 
 
+def minutes_of_session(bars: Sequence[Bar]) -> list[int | None]:
+    """`minute_of_session` of every bar's start (one calendar look-up per date)."""
+    out: list[int | None] = []
+    bounds_by_day: dict[date, tuple[datetime, datetime] | None] = {}
+    for bar in bars:
+        moment = bar.time
+        day = moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
+        if day not in bounds_by_day:
+            bounds_by_day[day] = _session_bounds(day)
+        bounds = bounds_by_day[day]
+        if bounds is None or not bounds[0] <= moment < bounds[1]:
+            out.append(None)
+        else:
+            out.append(int((moment - bounds[0]).total_seconds() // 60))
+    return out
+
+
 def regular_session(bars: Sequence[Bar]) -> list[Bar]:
     """The bars that start inside the NYSE regular session (extended hours dropped)."""
-    return [b for b in bars if minute_of_session(b.time) is not None]
+    return [b for b, m in zip(bars, minutes_of_session(bars), strict=True) if m is not None]
 
 
 def volume_by_minute(session: Sequence[Bar]) -> dict[int, float]:
     """Volume per minute of the session (regular-session bars only)."""
     out: dict[int, float] = {}
-    for bar in session:
-        minute = minute_of_session(bar.time)
+    for bar, minute in zip(session, minutes_of_session(session), strict=True):
         if minute is not None:
             out[minute] = out.get(minute, 0.0) + bar.volume
     return out

@@ -33,9 +33,14 @@ def test_snapshot_carries_vwap_bands_rvol_delta_atr_and_the_volume_verdict():
     assert snap.delta_method == "bvc"
     assert snap.delta is not None
     assert snap.atr == pytest.approx(bar_atr(prior[-1] + used))
+    # the verdict is on the last bar finished by 09:50: 09:49 at the usual 1,000 shares
     assert snap.volume_confirmation is not None
-    assert snap.volume_confirmation.allowed
-    assert "5.00×" in snap.volume_confirmation.reason
+    assert not snap.volume_confirmation.allowed
+    assert "1.00×" in snap.volume_confirmation.reason
+    a_minute_later = build_snapshot("SPY", "files", NOW + timedelta(minutes=1), today, prior)
+    assert a_minute_later.volume_confirmation is not None
+    assert a_minute_later.volume_confirmation.allowed  # 09:50 finished: 5,000 shares
+    assert "5.00×" in a_minute_later.volume_confirmation.reason
 
 
 def test_snapshot_delta_comes_from_trades_when_given():

@@ -303,7 +303,7 @@ def main() -> int:
         Every(c.settings.price_poll_s, price_poll, "price-poll"),
         #
         # --- day type (issue 11): its local schedules go below ---
-        Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day({}, None), "day-type"),
+        Every(DAY_TYPE_EVERY_S, lambda: app_module.classify_day.func(None), "day-type"),
         #
         # --- flow (issue 12): its local schedules go below ---
         *(

@@ -450,6 +450,145 @@ def flow_scan_rules(settings: Settings) -> ScanRules:
 # --- score, notes and ranking (issue 12) ---
 # (its additions go below, above the next section)
 
+if TYPE_CHECKING:
+    from chalicelib.ports import MarketData, NoteStore, ScoreBudget, Scorer
+    from chalicelib.rules.checks import MinScore
+
+
+_build_lock = threading.Lock()
+
+
+def _once(c: Container, name: str, build: Any) -> Any:
+    """Build an adapter once per container (the Container's own cached_property, for the
+    sections that add to it from below)."""
+    cache = c.__dict__.setdefault("_built", {})
+    if name not in cache:
+        with _build_lock:
+            if name not in cache:
+                cache[name] = build()
+    return cache[name]
+
+
+def scorer(c: Container) -> Scorer | None:
+    """The GPT scorer when an OpenAI key is set (FLOWTRADER_OPENAI_API_KEY or the secret's
+    `openai_api_key`), else None: `services.scoring.score_setup` then scores
+    deterministically and journals `no_key`."""
+    s = c.settings
+    key = s.openai_api_key.get_secret_value()
+    if not key:
+        return None
+
+    def build() -> Scorer:
+        from chalicelib.adapters.openai_scorer import OpenAIScorer, parse_prices
+
+        try:
+            prices = parse_prices(s.openai_prices)
+        except ValueError as exc:  # unpriced: every call falls back with this reason
+            import logging
+
+            logging.getLogger(__name__).error("%s: the model will not be called", exc)
+            prices = {}
+        return OpenAIScorer(
+            key,
+            model=s.score_model,
+            prices=prices,
+            timeout_s=s.score_timeout_s,
+            max_output_tokens=s.score_max_output_tokens,
+            base_url=s.openai_base_url,
+        )
+
+    return _once(c, "scorer", build)
+
+
+def score_budget(c: Container) -> ScoreBudget:
+    """The day's model spend in the state table (FLOWTRADER_SCORE_DAILY_COST_CAP_USD)."""
+
+    def build() -> ScoreBudget:
+        from chalicelib.adapters.dynamodb_score_budget import DynamoScoreBudget
+
+        return DynamoScoreBudget(c.boto_session.client("dynamodb"), c.settings.state_table)
+
+    return _once(c, "score_budget", build)
+
+
+def note_store(c: Container) -> NoteStore:
+    """Pre-market notes in the state table (GET /api/notes/latest)."""
+
+    def build() -> NoteStore:
+        from chalicelib.adapters.dynamodb_notes import DynamoNoteStore
+
+        return DynamoNoteStore(c.boto_session.client("dynamodb"), c.settings.state_table)
+
+    return _once(c, "note_store", build)
+
+
+def note_market_data(c: Container) -> MarketData | None:
+    """The market-data source in force for the note's levels (`Container.market_data` by
+    `current_data_source`), or None where there is none or it cannot be built (the note
+    then says the levels are missing)."""
+    build = getattr(c, "market_data", None)
+    if build is None:
+        return None
+    try:
+        return build(c.current_data_source())
+    except Exception as exc:  # keys, a missing file: the note goes out without levels
+        import logging
+
+        logging.getLogger(__name__).warning("pre-market note: no market data: %s", exc)
+        return None
+
+
+def note_flow_highlights(c: Container) -> list[dict[str, Any]]:
+    """The flow scanner's recent highlights for the note (none until the flow section
+    provides `recent_flow_highlights`)."""
+    recent = getattr(c, "recent_flow_highlights", None)
+    try:
+        return list(recent()) if callable(recent) else []
+    except Exception:  # the note goes out without flow rather than not at all
+        return []
+
+
+def min_score_check(settings: Settings) -> MinScore:
+    """The gate's score check as configured (FLOWTRADER_MIN_SCORE, and issue 11's
+    FLOWTRADER_CHOPPY_MIN_SCORE on choppy days; 0: off)."""
+    from chalicelib.rules.checks import MinScore
+
+    return MinScore(
+        min_score=settings.min_score,
+        choppy_min_score=getattr(settings, "choppy_min_score", 0.0),
+    )
+
+
+def score_source(c: Container) -> Any:
+    """The worker's score slot (`ContextSources.score`): `(alert, view, now) -> (Score,
+    journal record)`, GPT when a key is set, else deterministic. Give the slot a deadline
+    above FLOWTRADER_SCORE_TIMEOUT_S (the scorer gives up first and falls back).
+
+    Importing the openai SDK takes seconds on a cold start, longer than the scorer's
+    deadline, so it is built on a thread of its own as soon as the slot is made; until it
+    is ready alerts are scored deterministically (`fallback_reason` "warming")."""
+    from chalicelib.services.scoring import score_setup
+
+    s = c.settings
+    if s.openai_api_key.get_secret_value():
+        threading.Thread(target=scorer, args=(c,), name="warm-scorer", daemon=True).start()
+
+    def score(alert: Any, view: Any, now: Any) -> Any:
+        ready = c.__dict__.get("_built", {}).get("scorer")
+        warming = ready is None and bool(s.openai_api_key.get_secret_value())
+        return score_setup(
+            alert,
+            view,
+            ready,
+            score_budget(c),
+            now,
+            daily_cap_usd=s.score_daily_cost_cap_usd,
+            min_score=s.min_score,
+            missing_scorer="warming" if warming else "no_key",
+        )
+
+    return score
+
 
 # --- dashboard and actions (issue 13) ---
 # (its additions go below, above the next section)

@@ -539,13 +539,32 @@ def note_market_data(c: Container) -> MarketData | None:
 
 
 def note_flow_highlights(c: Container) -> list[dict[str, Any]]:
-    """The flow scanner's recent highlights for the note (none until the flow section
-    provides `recent_flow_highlights`)."""
-    recent = getattr(c, "recent_flow_highlights", None)
+    """The flow scanner's highlights of the last 24 hours for the note, largest premium
+    first (the `summary` line is the scanner's headline); none when they cannot be read."""
+    from datetime import timedelta
+
+    from chalicelib.domain import utc_now
+
+    now = utc_now()
     try:
-        return list(recent()) if callable(recent) else []
-    except Exception:  # the note goes out without flow rather than not at all
+        found = flow_highlights(c).recent(now - timedelta(hours=24), now, limit=100)
+    except Exception as exc:  # the note goes out without flow rather than not at all
+        import logging
+
+        logging.getLogger(__name__).warning("pre-market note: no flow highlights: %s", exc)
         return []
+    found = sorted(found, key=lambda h: h.premium_usd, reverse=True)[:10]
+    return [
+        {
+            "summary": h.headline,
+            "symbol": h.symbol,
+            "kind": h.kind,
+            "direction": h.direction,
+            "premium_usd": h.premium_usd,
+            "at": h.at.isoformat(),
+        }
+        for h in found
+    ]
 
 
 def min_score_check(settings: Settings) -> MinScore:

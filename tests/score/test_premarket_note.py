@@ -203,3 +203,19 @@ def test_a_second_run_the_same_day_sends_nothing_new():
     forced, _ = write(store=store, notifier=inbox, force=True)
     assert len(inbox.sent) == 2
     assert forced is not first
+
+
+def test_the_note_reads_the_flow_scanners_highlights(aws):
+    from chalicelib import bootstrap
+    from chalicelib.domain import FlowHighlight, utc_now
+
+    c = bootstrap.container()
+    now = utc_now()
+    for key, premium in (("a", 2e5), ("b", 9e5)):
+        highlight = FlowHighlight(
+            key=key, symbol="SPY", kind="sweep", at=now - timedelta(hours=1),
+            premium_usd=premium, headline=f"SPY sweep {premium:,.0f}", direction="bullish",
+        )  # fmt: skip
+        bootstrap.flow_highlights(c).record_once(highlight, now)
+    found = bootstrap.note_flow_highlights(c)
+    assert [h["summary"] for h in found] == ["SPY sweep 900,000", "SPY sweep 200,000"]

@@ -521,6 +521,44 @@ def put_watchlist() -> Response:
 # (its additions go below, above the next section)
 
 
+# 13:00 UTC on weekdays: 08:00 New York in winter, 09:00 in summer, before the 09:30 open.
+@app.schedule(Cron(0, 13, "?", "*", "MON-FRI", "*"))
+def premarket_note(event: Any) -> dict[str, Any]:
+    """Today's pre-market note: kept for GET /api/notes/latest and sent by email (SNS)."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.premarket_note import premarket_note as write_note
+
+    c = bootstrap.container()
+    s = c.settings
+    note = write_note(
+        now=utc_now(),
+        symbols=[x.strip().upper() for x in s.note_symbols.split(",") if x.strip()],
+        market_data=bootstrap.note_market_data(c),
+        state=c.state_store,
+        store=bootstrap.note_store(c),
+        notifier=c.notifier,
+        writer=bootstrap.scorer(c),
+        budget=bootstrap.score_budget(c),
+        highlights=bootstrap.note_flow_highlights(c),
+        daily_cap_usd=s.score_daily_cost_cap_usd,
+        max_output_tokens=s.note_max_output_tokens,
+    )
+    if note is None:
+        return {"note": None, "reason": "market closed today"}
+    return {"note": note.day.isoformat(), "source": note.source}
+
+
+@app.route("/api/notes/latest", methods=["GET"])
+def latest_note() -> Response:
+    """The latest pre-market note (404 until the first one is written)."""
+    if not _authorized():
+        return _unauthorized()
+    note = bootstrap.note_store(bootstrap.container()).latest_note()
+    if note is None:
+        return _json(404, {"error": "no pre-market note yet"})
+    return _json(200, note.model_dump(mode="json"))
+
+
 # --- dashboard and actions (issue 13) ---
 # (its additions go below, above the next section)
 

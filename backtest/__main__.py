@@ -1,6 +1,8 @@
 """`python -m backtest run --data FILE [--symbol SYM] --config FILE.toml --out DIR [--set k=v]`.
 
 Also `python -m backtest daytype --data FILE --out DIR` (backtest/daytype_cli.py).
+`python -m backtest rank-train --data FILE [--data FILE ...] --config CFG --out DIR`: does a
+model over the scorer's features rank the trades, walk-forward (backtest/rank.py)?
 
 Exit codes: 0 done, 2 bad data or configuration (the message names the first bad row or
 key; nothing is written).
@@ -52,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     from backtest.daytype_cli import add_parser
 
     add_parser(sub)
+    rank = sub.add_parser(
+        "rank-train", help="walk-forward ranking of the trades by the scorer's features"
+    )
+    rank.add_argument("--data", required=True, type=Path, action="append", help="bars (repeatable)")
+    rank.add_argument("--config", type=Path, help="TOML configuration (defaults if omitted)")
+    rank.add_argument("--out", required=True, type=Path, help="directory for the outputs")
+    rank.add_argument("--folds", type=int, default=5, help="walk-forward folds (default 5)")
+    rank.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
+    )
     return parser
 
 
@@ -79,6 +91,31 @@ def fetch_bars(args: argparse.Namespace) -> int:
         f"{report.symbol}: {report.fetched:,} {args.timeframe} bars fetched from {args.source} "
         f"({how}{report.requests} request(s)); {report.total:,} in {report.out}"
     )
+    return 0
+
+
+def rank_train(args: argparse.Namespace) -> int:
+    from backtest.engine import run_backtest
+    from backtest.rank import format_ranking
+    from backtest.rank import rank_train as train
+
+    if args.folds < 1:
+        print("backtest: --folds must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        config = load_config(args.config, args.overrides)
+        datasets = []
+        for path in args.data:
+            bars = load_bars(path, symbol=config.data.symbol, tz=config.data.tz)
+            if len(bars) < 2:
+                raise DataError(f"{path}: need at least 2 bars, have {len(bars)}")
+            datasets.append((bars, run_backtest(bars, config).trades))
+        summary = train(datasets, config, args.out, folds=args.folds)
+    except (ConfigError, CostModelError, DataError, TypeError, ValueError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_ranking(summary))
+    print(f"  outputs         {args.out}/ranked_trades.csv, ranking.json, model.json")
     return 0
 
 
@@ -163,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         from backtest.daytype_cli import run as daytype
 
         return daytype(args)
+    if args.command == "rank-train":
+        return rank_train(args)
     return run(args)
 
 

@@ -65,6 +65,7 @@ def risk_limits(settings: Settings) -> RiskLimits:
         choppy_min_score=settings.choppy_min_score,
         require_volume_confirmation=settings.require_volume_confirmation,
         require_flow_agreement=settings.require_flow_agreement,
+        min_score=settings.min_score,
     )
 
 
@@ -267,7 +268,12 @@ class Container:
             return todays_classification(self.state_store, now)
 
         return ContextSources(
-            market=market, day=day, flow=flow_for_alerts(self), deadline_s=s.context_deadline_s
+            market=market,
+            day=day,
+            flow=flow_for_alerts(self),
+            score=score_source(self),
+            deadline_s=s.context_deadline_s,
+            score_deadline_s=s.score_timeout_s + 1.0,  # the scorer gives up first, falls back
         )
 
     def market_data(self, name: str | None = None) -> MarketData:
@@ -449,6 +455,152 @@ def flow_scan_rules(settings: Settings) -> ScanRules:
 
 # --- score, notes and ranking (issue 12) ---
 # (its additions go below, above the next section)
+
+if TYPE_CHECKING:
+    from chalicelib.ports import MarketData, NoteStore, ScoreBudget, Scorer
+
+
+_build_lock = threading.Lock()
+
+
+def _once(c: Container, name: str, build: Any) -> Any:
+    """Build an adapter once per container (the Container's own cached_property, for the
+    sections that add to it from below)."""
+    cache = c.__dict__.setdefault("_built", {})
+    if name not in cache:
+        with _build_lock:
+            if name not in cache:
+                cache[name] = build()
+    return cache[name]
+
+
+def scorer(c: Container) -> Scorer | None:
+    """The GPT scorer when an OpenAI key is set (FLOWTRADER_OPENAI_API_KEY or the secret's
+    `openai_api_key`), else None: `services.scoring.score_setup` then scores
+    deterministically and journals `no_key`."""
+    s = c.settings
+    key = s.openai_api_key.get_secret_value()
+    if not key:
+        return None
+
+    def build() -> Scorer:
+        from chalicelib.adapters.openai_scorer import OpenAIScorer, parse_prices
+
+        try:
+            prices = parse_prices(s.openai_prices)
+        except ValueError as exc:  # unpriced: every call falls back with this reason
+            import logging
+
+            logging.getLogger(__name__).error("%s: the model will not be called", exc)
+            prices = {}
+        return OpenAIScorer(
+            key,
+            model=s.score_model,
+            prices=prices,
+            timeout_s=s.score_timeout_s,
+            max_output_tokens=s.score_max_output_tokens,
+            base_url=s.openai_base_url,
+        )
+
+    return _once(c, "scorer", build)
+
+
+def score_budget(c: Container) -> ScoreBudget:
+    """The day's model spend in the state table (FLOWTRADER_SCORE_DAILY_COST_CAP_USD)."""
+
+    def build() -> ScoreBudget:
+        from chalicelib.adapters.dynamodb_score_budget import DynamoScoreBudget
+
+        return DynamoScoreBudget(c.boto_session.client("dynamodb"), c.settings.state_table)
+
+    return _once(c, "score_budget", build)
+
+
+def note_store(c: Container) -> NoteStore:
+    """Pre-market notes in the state table (GET /api/notes/latest)."""
+
+    def build() -> NoteStore:
+        from chalicelib.adapters.dynamodb_notes import DynamoNoteStore
+
+        return DynamoNoteStore(c.boto_session.client("dynamodb"), c.settings.state_table)
+
+    return _once(c, "note_store", build)
+
+
+def note_market_data(c: Container) -> MarketData | None:
+    """The market-data source in force for the note's levels (`Container.market_data` by
+    `current_data_source`), or None where there is none or it cannot be built (the note
+    then says the levels are missing)."""
+    build = getattr(c, "market_data", None)
+    if build is None:
+        return None
+    try:
+        return build(c.current_data_source())
+    except Exception as exc:  # keys, a missing file: the note goes out without levels
+        import logging
+
+        logging.getLogger(__name__).warning("pre-market note: no market data: %s", exc)
+        return None
+
+
+def note_flow_highlights(c: Container) -> list[dict[str, Any]]:
+    """The flow scanner's highlights of the last 24 hours for the note, largest premium
+    first (the `summary` line is the scanner's headline); none when they cannot be read."""
+    from datetime import timedelta
+
+    from chalicelib.domain import utc_now
+
+    now = utc_now()
+    try:
+        found = flow_highlights(c).recent(now - timedelta(hours=24), now, limit=100)
+    except Exception as exc:  # the note goes out without flow rather than not at all
+        import logging
+
+        logging.getLogger(__name__).warning("pre-market note: no flow highlights: %s", exc)
+        return []
+    found = sorted(found, key=lambda h: h.premium_usd, reverse=True)[:10]
+    return [
+        {
+            "summary": h.headline,
+            "symbol": h.symbol,
+            "kind": h.kind,
+            "direction": h.direction,
+            "premium_usd": h.premium_usd,
+            "at": h.at.isoformat(),
+        }
+        for h in found
+    ]
+
+
+def score_source(c: Container) -> Any:
+    """The worker's score slot (`ContextSources.score`): `(alert, view, now) -> (Score,
+    journal record)`, GPT when a key is set, else deterministic. Give the slot a deadline
+    above FLOWTRADER_SCORE_TIMEOUT_S (the scorer gives up first and falls back).
+
+    Importing the openai SDK takes seconds on a cold start, longer than the scorer's
+    deadline, so it is built on a thread of its own as soon as the slot is made; until it
+    is ready alerts are scored deterministically (`fallback_reason` "warming")."""
+    from chalicelib.services.scoring import score_setup
+
+    s = c.settings
+    if s.openai_api_key.get_secret_value():
+        threading.Thread(target=scorer, args=(c,), name="warm-scorer", daemon=True).start()
+
+    def score(alert: Any, view: Any, now: Any) -> Any:
+        ready = c.__dict__.get("_built", {}).get("scorer")
+        warming = ready is None and bool(s.openai_api_key.get_secret_value())
+        return score_setup(
+            alert,
+            view,
+            ready,
+            score_budget(c),
+            now,
+            daily_cap_usd=s.score_daily_cost_cap_usd,
+            min_score=s.min_score,
+            missing_scorer="warming" if warming else "no_key",
+        )
+
+    return score
 
 
 # --- dashboard and actions (issue 13) ---

@@ -600,6 +600,39 @@ class Score(BaseModel):
     latency_ms: float | None = None
 
 
+class ModelAnswer(BaseModel):
+    """What the model scorer answered, after its JSON passed the schema: the score's fields,
+    the raw text (journaled), the tokens it used and their cost (USD)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float = Field(ge=0, le=100)
+    agrees: bool
+    reasons: tuple[str, ...] = ()
+    risk_flags: tuple[str, ...] = ()
+    model: str
+    raw: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class MarketNote(BaseModel):
+    """The pre-market note (services/premarket_note.py): written by the model when a key is
+    set, else by the deterministic template (`source` says which)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: date
+    written_at: datetime
+    source: str  # gpt | deterministic
+    text: str
+    facts: dict[str, Any] = Field(default_factory=dict)  # what the note was written from
+    model: str | None = None
+    fallback_reason: str | None = None
+    cost_usd: float = 0.0
+
+
 def utc_now() -> datetime:
     """The one clock outside the rules; services pass its reading into them. It is the
     wall clock unless a market replay installed its own (chalicelib/clock.py)."""

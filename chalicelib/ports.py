@@ -20,8 +20,10 @@ from chalicelib.domain import (
     DayType,
     FlowHighlight,
     FlowPrint,
+    MarketNote,
     MarketTide,
     MarketTrade,
+    ModelAnswer,
     NetPremTick,
     Order,
     OrderIntent,
@@ -527,6 +529,79 @@ class DashboardSessions(Protocol):
         ...
 
     def delete_session(self, key: str) -> None: ...
+
+
+class ScoreUnavailable(Exception):
+    """The model gave no usable score; the deterministic formula scores instead.
+
+    `reason` is a short code the journal and `Score.fallback_reason` carry: `timeout`,
+    `rate_limited`, `error`, `refusal`, `malformed`, `cost_cap` or `no_key`. `answer` is what
+    the model said (refusal text, unparseable JSON) and `cost_usd` what it cost anyway.
+    """
+
+    def __init__(
+        self, reason: str, detail: str = "", *, answer: str | None = None, cost_usd: float = 0.0
+    ) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.answer = answer
+        self.cost_usd = cost_usd
+
+
+class Scorer(Protocol):
+    """A model that scores a setup from a prompt (chat messages) with a strict JSON schema.
+
+    `score` returns a `ModelAnswer` whose fields passed the schema, or raises
+    `ScoreUnavailable`; it never waits longer than its own hard timeout.
+    """
+
+    model: str
+
+    def max_cost_usd(self, messages: list[dict[str, str]]) -> float:
+        """The most this prompt can cost: its tokens (estimated high) at the input price plus
+        the output-token cap at the output price (USD). The budget reserves this first."""
+        ...
+
+    def score(self, messages: list[dict[str, str]]) -> ModelAnswer: ...
+
+
+class ScoreBudget(Protocol):
+    """The daily model spend (USD), shared by every Lambda (the state table live).
+
+    `reserve` is the one atomic write: it adds `amount_usd` to the day's spend only when the
+    result stays within `cap_usd`, so concurrent scorers can never overspend the cap.
+    """
+
+    def reserve(self, day: date, amount_usd: float, cap_usd: float) -> bool: ...
+
+    def settle(self, day: date, delta_usd: float) -> None:
+        """Correct a reservation by what the call really cost (delta may be negative)."""
+        ...
+
+    def spent_usd(self, day: date) -> float: ...
+
+
+class NoteWriter(Protocol):
+    """A model that writes a short text (the pre-market note) under the same deadline."""
+
+    model: str
+
+    def max_write_cost_usd(self, messages: list[dict[str, str]], max_output_tokens: int) -> float:
+        """The most this prompt can cost (USD), reserved against the daily budget first."""
+        ...
+
+    def write(self, messages: list[dict[str, str]], max_output_tokens: int) -> tuple[str, float]:
+        """The text and what it cost (USD); raises `ScoreUnavailable` like `Scorer.score`."""
+        ...
+
+
+class NoteStore(Protocol):
+    """Where the pre-market notes are kept for the dashboard (the state table live)."""
+
+    def save_note(self, note: MarketNote) -> None: ...
+
+    def latest_note(self) -> MarketNote | None: ...
 
 
 # --- reports and alert channels (issue 13) -------------------------------------------------

@@ -318,6 +318,46 @@ class Settings(BaseSettings):
 
     # --- score, notes and ranking (issue 12) ---
     # (its fields go below, above the next section)
+    # (rules/score.py, adapters/openai_scorer.py, services/scoring.py, premarket_note.py)
+    openai_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="OpenAI API key for the GPT scorer and the pre-market note; empty: the "
+        "deterministic score and note (reads it from secrets_arn when set there).",
+    )
+    openai_base_url: str = Field(
+        "", description="Override of OpenAI's API URL (a proxy; tests point it at a local fake)."
+    )
+    score_model: str = Field("gpt-4o-mini", description="The OpenAI model that scores setups.")
+    score_timeout_s: float = Field(
+        4.0, gt=0, description="Hard deadline of one model call (seconds); then deterministic."
+    )
+    score_max_output_tokens: int = Field(
+        300, gt=0, description="Cap on the model's answer (tokens) for a score."
+    )
+    score_daily_cost_cap_usd: float = Field(
+        1.0,
+        ge=0,
+        description="Model spend per UTC day (USD, tracked in the state table); once reached, "
+        "scores and notes are deterministic (0: never call the model).",
+    )
+    openai_prices: str = Field(
+        '{"gpt-4o-mini": [0.15, 0.60]}',
+        description="JSON: model → [USD per 1M input tokens, per 1M output tokens]; an "
+        "unpriced model is never called (the cap needs its price).",
+    )
+    min_score: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Deny entries whose setup score (GPT or deterministic) is below this "
+        "(0-100; 0: off). Closes are never denied.",
+    )
+    note_symbols: str = Field(
+        "SPY,QQQ", description="Comma-separated symbols the pre-market note covers."
+    )
+    note_max_output_tokens: int = Field(
+        400, gt=0, description="Cap on the pre-market note's length (tokens)."
+    )
 
     # --- dashboard and actions (issue 13) ---
     # (its fields go below, above the next section)

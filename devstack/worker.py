@@ -313,6 +313,7 @@ def main() -> int:
         ),
         #
         # --- score, notes (issue 12): its local schedules go below ---
+        Every(3600.0, lambda: app_module.premarket_note.func(None), "premarket-note"),
         #
         # --- reports and alert channels (issue 13): its local schedules go below ---
         *local_report_jobs(c),

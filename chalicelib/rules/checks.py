@@ -388,3 +388,35 @@ class FlowAgreement:
             f"{flow.bearish_premium:,.0f} USD premium) against a {entry} entry",
             check=self.name,
         )
+
+
+# --- score (issue 12) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MinScore:
+    """No new positions when the setup's score (`proposal.context.score`, GPT or the
+    deterministic fallback) is below `min_score`, or below `choppy_min_score` on a day the
+    context classifies choppy (each 0: off). A close, or a decision with no score, is
+    allowed: a missing scorer must never trap a position or stop trading."""
+
+    name: ClassVar[str] = "min_score"
+    min_score: float = 0.0
+    choppy_min_score: float = 0.0
+
+    def __call__(self, proposal: Proposal, state: RiskState, now: datetime) -> Verdict:
+        context = proposal.context
+        score = context.score if context is not None else None
+        if not proposal.opens or score is None or context is None:
+            return Verdict.allow(self.name)
+        floor, why = self.min_score, "the minimum"
+        if context.day_type is DayType.CHOPPY and self.choppy_min_score > floor:
+            floor, why = self.choppy_min_score, "the choppy-day minimum"
+        if floor > 0 and score.value < floor:
+            who = score.source
+            if score.fallback_reason is not None:
+                who = f"{score.source}, {score.fallback_reason}"
+            return Verdict.deny(
+                f"score {score.value:g} ({who}) is below {why} {floor:g}", check=self.name
+            )
+        return Verdict.allow(self.name)

@@ -34,6 +34,7 @@ from chalicelib.rules.checks import (
     MaxGrossExposure,
     MaxOpenPositions,
     MaxPositionNotional,
+    MinScore,
     NoTradeDay,
     PatternDayTrader,
     Proposal,
@@ -65,6 +66,8 @@ class RiskLimits:
     require_volume_confirmation: bool = False
     # Flow (issue 12): deny entries whose options flow disagrees with their side.
     require_flow_agreement: bool = False
+    # Score (issue 12): entries need at least this score (0..100; 0: off).
+    min_score: float = 0.0
 
 
 def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
@@ -75,6 +78,7 @@ def default_checks(limits: RiskLimits) -> tuple[Check, ...]:
         NoTradeDay(),
         VolumeConfirmation(enabled=limits.require_volume_confirmation),
         FlowAgreement(required=limits.require_flow_agreement),
+        MinScore(min_score=limits.min_score, choppy_min_score=limits.choppy_min_score),
         DailyLossLimit(max_loss_usd=limits.max_daily_loss_usd),
         MaxOpenPositions(max_positions=limits.max_open_positions),
         MaxPositionNotional(max_notional_usd=limits.max_position_notional_usd),

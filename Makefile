@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist loadfile  # two workers (CI is a 2-core box), a file per worker at a time
 
 .PHONY: install run test lint format bench backtest deploy destroy clean
 

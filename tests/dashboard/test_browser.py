@@ -190,8 +190,8 @@ def test_trader_sees_alerts_positions_pnl_and_trips_the_kill_switch(stack, brows
 
     _, actions = stack.request("/api/actions", auth=True)
     assert [e["event"] for e in actions["events"]] == ["kill_switch", "flatten", "kill_switch"]
-    assert "notify: flowtrader: kill switch on" in stack.console
-    assert "notify: flowtrader: flatten AAPL" in stack.console
+    assert "]: flowtrader: kill switch on" in stack.console
+    assert "]: flowtrader: flatten AAPL" in stack.console
 
     # Phone width: the same session, one column, nothing wider than the screen.
     phone = browser.new_context(

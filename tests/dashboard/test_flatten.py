@@ -72,7 +72,7 @@ def test_flatten_closes_the_position_once_and_cancels_its_exits(client, caplog):
     assert [t["symbol"] for t in pnl["trades"]] == ["AAPL"]
     actions = json.loads(client.http.get("/api/actions", headers=BEARER).body)["events"]
     assert [e["event"] for e in actions] == ["flatten", "flatten"]
-    assert "notify: flowtrader: flatten AAPL" in caplog.text
+    assert "]: flowtrader: flatten AAPL" in caplog.text
 
 
 def test_flatten_all_closes_every_position(client):
@@ -122,7 +122,7 @@ def test_kill_switch_on_then_off_is_journaled_and_announced(client, caplog):
         ("kill_switch", True),
         ("kill_switch", False),
     ]
-    assert "notify: flowtrader: kill switch on | Kill switch ON: news" in caplog.text
+    assert "]: flowtrader: kill switch on | Kill switch ON: news" in caplog.text
 
 
 def test_alerts_list_newest_first_with_filters(client):

@@ -99,7 +99,8 @@ def positions(client) -> dict[str, float]:
 
 
 def notices(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("notify:")]
+    # the log notifier writes "notify [<event>]: <subject> | <message>"
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("notify [")]
 
 
 @pytest.mark.parametrize("sizes", [True, False], ids=["with-sizes", "contracts-only"])

@@ -420,24 +420,7 @@ def price_poll(event: Any) -> dict[str, Any]:
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def scan_flow(event: Any) -> dict[str, Any]:
     """Record "smart money" flow highlights; notify those on the watchlist (in the session)."""
-    from chalicelib.domain import utc_now
-    from chalicelib.services.flow_scan import current_watchlist
-    from chalicelib.services.flow_scan import scan_flow as scan
-
-    c = bootstrap.container()
-    s = c.settings
-    store = bootstrap.flow_highlights(c)
-    watchlist, _ = current_watchlist(store, s.watchlist)
-    result = scan(
-        bootstrap.flow_source(c, timeout_s=s.uw_scan_timeout_s),
-        store,
-        c.notifier,
-        utc_now(),
-        rules=bootstrap.flow_scan_rules(s),
-        watchlist=watchlist,
-        lookback_minutes=s.flow_scan_lookback_minutes,
-        budget_s=s.flow_scan_budget_s,
-    )
+    result = bootstrap.run_flow_scan(bootstrap.container())
     if result.get("new") or result.get("errors"):
         app.log.info(json.dumps({"scan_flow": result}, default=str))
     return result

@@ -440,6 +440,28 @@ def flow_highlights(c: Container) -> FlowHighlights:
     return store
 
 
+def run_flow_scan(c: Container, *, force: bool = False) -> dict[str, Any]:
+    """One pass of the flow scanner as configured: the app's `scan_flow` schedule and the
+    local stack's job (`force`: at any hour) both call this."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services.flow_scan import current_watchlist, scan_flow
+
+    s = c.settings
+    store = flow_highlights(c)
+    watchlist, _ = current_watchlist(store, s.watchlist)
+    return scan_flow(
+        flow_source(c, timeout_s=s.uw_scan_timeout_s),
+        store,
+        c.notifier,
+        utc_now(),
+        rules=flow_scan_rules(s),
+        watchlist=watchlist,
+        lookback_minutes=s.flow_scan_lookback_minutes,
+        budget_s=s.flow_scan_budget_s,
+        force=force,
+    )
+
+
 def flow_scan_rules(settings: Settings) -> ScanRules:
     """The scanner's thresholds as configured."""
     from chalicelib.rules.flow_highlights import ScanRules

@@ -206,23 +206,8 @@ def flow_scan_job(c: Any) -> Callable[[], Any]:
 
     def scan() -> None:
         from chalicelib import bootstrap
-        from chalicelib.domain import utc_now
-        from chalicelib.services.flow_scan import current_watchlist, scan_flow
 
-        s = c.settings
-        store = bootstrap.flow_highlights(c)
-        watchlist, _ = current_watchlist(store, s.watchlist)
-        result = scan_flow(
-            bootstrap.flow_source(c, timeout_s=s.uw_scan_timeout_s),
-            store,
-            c.notifier,
-            utc_now(),
-            rules=bootstrap.flow_scan_rules(s),
-            watchlist=watchlist,
-            lookback_minutes=s.flow_scan_lookback_minutes,
-            budget_s=s.flow_scan_budget_s,
-            force=True,
-        )
+        result = bootstrap.run_flow_scan(c, force=True)
         if result.get("new") or result.get("errors"):
             log.info("flow scan: %s", json.dumps(result, default=str))
 

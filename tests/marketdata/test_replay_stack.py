@@ -112,6 +112,9 @@ def test_a_stop_fires_with_no_alert_in_the_replay(stack):
         placed,
         first_cross,
     )
-    assert stack.request("/api/positions", auth=True)[1]["count"] == 0
+    # The trade is booked by the sync; its positions snapshot lands a moment later.
+    assert wait_for(
+        lambda: stack.request("/api/positions", auth=True)[1]["count"] == 0, timeout_s=15
+    )
     assert wait_for(lambda: "Stop-loss hit AMZN" in stack.console, timeout_s=15)
     assert "price poll:" in stack.console

@@ -790,6 +790,9 @@ class ClosedTrade(BaseModel):
 # --- the decision's whole view (issue 11): built once by services/context.py ------------
 
 
+NO_DATA = "no data"  # a context gap: the source answered, and had nothing (not a failure)
+
+
 class DecisionContext(BaseModel):
     """Everything the pure rules see for one alert, gathered once with a deadline.
 

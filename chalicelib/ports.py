@@ -88,6 +88,18 @@ class AlertStore(Protocol):
         caller's clock)."""
         ...
 
+    def claim(
+        self,
+        alert_id: str,
+        status: str,
+        reason: str,
+        only_if_status_in: tuple[str, ...],
+        updated_at: datetime,
+    ) -> dict[str, Any] | None:
+        """`record_outcome` for the worker's claim, in one write: the record as it was
+        before the claim, or None when the alert is missing or its status did not allow it."""
+        ...
+
 
 class AlertQueue(Protocol):
     def enqueue(self, alert_id: str) -> None: ...
@@ -165,6 +177,16 @@ class SimulatedBroker(Broker, Protocol):
         high: float | None = None,
         low: float | None = None,
     ) -> list[Order]: ...
+
+    def working_symbols(self) -> dict[str, datetime | None]:
+        """Every symbol with a position or a working order (legs included), with when its
+        newest working order was placed (None: a position with nothing working)."""
+        ...
+
+    def mark(self, symbol: str, price: float, time: datetime) -> None:
+        """Remember a price without working any order (for a symbol with nothing working:
+        no fill can follow, so the price poll needs no account lease for it)."""
+        ...
 
 
 class AccountLock(Protocol):

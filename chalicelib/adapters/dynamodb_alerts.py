@@ -196,6 +196,38 @@ class DynamoAlertStore:
         only_if_status_in: tuple[str, ...] | None = None,
         updated_at: datetime | None = None,
     ) -> bool:
+        try:
+            self._update_status(alert_id, status, reason, details, only_if_status_in, updated_at)
+        except ConditionFailed:
+            return False
+        return True
+
+    def claim(
+        self,
+        alert_id: str,
+        status: str,
+        reason: str,
+        only_if_status_in: tuple[str, ...],
+        updated_at: datetime,
+    ) -> dict[str, Any] | None:
+        try:
+            before = self._update_status(
+                alert_id, status, reason, None, only_if_status_in, updated_at, "ALL_OLD"
+            )
+        except ConditionFailed:
+            return None
+        return _record(before)
+
+    def _update_status(
+        self,
+        alert_id: str,
+        status: str,
+        reason: str,
+        details: dict[str, Any] | None,
+        only_if_status_in: tuple[str, ...] | None,
+        updated_at: datetime | None,
+        returning: str = "NONE",
+    ) -> dict[str, Any]:
         names = {"#s": "status"}
         values: dict[str, Any] = {":s": {"S": status}, ":r": {"S": reason}}
         sets = ["#s = :s", "reason = :r"]
@@ -212,15 +244,13 @@ class DynamoAlertStore:
                 values[f":a{i}"] = {"S": allowed}
                 placeholders.append(f":a{i}")
             condition += f" AND #s IN ({', '.join(placeholders)})"
-        try:
-            self._db.call(
-                "update_item",
-                Key=_alert_pk(alert_id),
-                UpdateExpression="REMOVE pending SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ConditionFailed:
-            return False
-        return True
+        answer = self._db.call(
+            "update_item",
+            Key=_alert_pk(alert_id),
+            UpdateExpression="REMOVE pending SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues=returning,
+        )
+        return dict(answer.get("Attributes") or {})

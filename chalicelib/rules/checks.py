@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
 from chalicelib.domain import (
+    NO_DATA,
     Account,
     DayType,
     DecisionContext,
@@ -137,8 +138,9 @@ class NoTradeDay:
     """No new positions on a day classified `no_trade`.
 
     Reads the day type the decision's context carries (`proposal.context.day`, when it is
-    today's), else the stored one. Every verdict names the day type, so the journal shows
-    what kind of day each entry was judged on.
+    today's, or its word that the day is not classified), else the stored one. Every
+    verdict names the day type, so the journal shows what kind of day each entry was
+    judged on.
     """
 
     name: ClassVar[str] = "no_trade_day"
@@ -152,7 +154,9 @@ class NoTradeDay:
                 f"day type {context_day.day_type.value} "
                 f"({context_day.confidence:.2f}, from the context)"
             )
-        else:
+        elif proposal.context is not None and proposal.context.gaps.get("day") == NO_DATA:
+            day_type, seen = None, "day not classified (from the context)"
+        else:  # no context, or its day source failed: read the stored one
             day_type = state.day_type(day)
             seen = f"day type {day_type.value} (stored)" if day_type else "day not classified"
         if proposal.opens and day_type is DayType.NO_TRADE:

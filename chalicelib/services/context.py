@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import (
+    NO_DATA,
     Account,
     Action,
     Alert,
@@ -187,5 +188,5 @@ def _settle(
         log.warning("context source failed: %s: %s", type(exc).__name__, exc)
         return None, f"failed: {type(exc).__name__}: {exc}", None
     if answer is None:
-        return None, "no data", took
+        return None, NO_DATA, took
     return answer, None, took

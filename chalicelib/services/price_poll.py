@@ -8,6 +8,9 @@ the market gets there, not when the next alert arrives. What filled is booked by
 `sync_portfolio` pass, which journals the trade under its alert and announces the exit with
 its P/L, as every fill is announced.
 
+The market is read and quiet symbols (a position, nothing working) are marked before the
+account lease; the lease is held only to work orders and book their fills.
+
 No bar is fed twice and none from before an order existed: each symbol's mark
 (`PollMarks`) is where the last pass stopped, and a pass starts no earlier than the newest
 working order of that symbol was placed (nor more than `MAX_CATCH_UP` back), so an order
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -40,60 +44,35 @@ log = logging.getLogger(__name__)
 
 BAR = timedelta(minutes=1)
 MAX_CATCH_UP = timedelta(hours=1)  # after a gap (a stopped stack) feed at most this much
-WORKING = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 
 
-def _working(orders: list[Order]) -> list[Order]:
-    """Top-level open orders and their working legs, flat."""
-    found = []
-    for order in orders:
-        for o in (order, *order.legs):
-            if o.status in WORKING:
-                found.append(o)
-    return found
+# (bar start, close, as of, high, low); a latest price starts and ends `now`
+Move = tuple[datetime, float, datetime, float | None, float | None]
 
 
-def watched_symbols(broker: SimulatedBroker) -> tuple[list[str], dict[str, datetime]]:
-    """Symbols with a position or a working order, and when each one's newest working
-    order was placed."""
-    held = {p.symbol for p in broker.get_positions() if p.qty}
-    symbols = set(held)
-    newest: dict[str, datetime] = {}
-    orders = _working(broker.list_orders(status="open", limit=500))
-    for symbol in sorted(held):  # the legs of filled entries are not open top-level orders
-        orders += _working(broker.working_exits(symbol))
-    for order in orders:
-        symbols.add(order.symbol)
-        placed = order.submitted_at
-        if placed is not None and (order.symbol not in newest or placed > newest[order.symbol]):
-            newest[order.symbol] = placed
-    return sorted(symbols), newest
+@dataclass
+class _Feed:
+    """What one symbol gets this pass: its new bars as moves (or its latest price)."""
+
+    moves: list[Move]
+    fed_until: datetime | None  # the mark to set once fed (None: a latest price, no bars)
 
 
-def _feed(
-    broker: SimulatedBroker,
-    market: MarketData,
-    marks: PollMarks,
-    symbol: str,
-    now: datetime,
-    placed: datetime | None,
-) -> tuple[list[Order], int]:
-    """Feed one symbol's new bars (or its latest price); (orders changed, bars fed)."""
+def _new_moves(
+    market: MarketData, marks: PollMarks, symbol: str, now: datetime, placed: datetime | None
+) -> _Feed:
+    """The symbol's finished bars since its mark (and since its newest working order was
+    placed), else its latest price."""
     start = now - MAX_CATCH_UP
     for floor in (marks.fed_until(symbol), placed):
         if floor is not None and floor > start:
             start = floor
     bars = [b for b in market.bars(symbol, "1Min", start, now) if b.time + BAR <= now]
-    changed: list[Order] = []
-    for bar in bars:
-        changed += broker.on_price(symbol, bar.close, bar.time + BAR, high=bar.high, low=bar.low)
     if bars:
-        marks.set_fed_until(symbol, bars[-1].time + BAR)
-        return changed, len(bars)
+        moves: list[Move] = [(b.time, b.close, b.time + BAR, b.high, b.low) for b in bars]
+        return _Feed(moves, bars[-1].time + BAR)
     price = market.latest_price(symbol)
-    if price is not None:
-        changed += broker.on_price(symbol, price, now)
-    return changed, 0
+    return _Feed([(now, price, now, None, None)] if price is not None else [], None)
 
 
 def poll_prices(
@@ -107,57 +86,82 @@ def poll_prices(
     wait_s: float = 10.0,
     clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
-    """One pass (module docstring), under the account lease; returns what it did.
+    """One pass (module docstring); returns what it did.
 
-    `clock`, when given, is read again once the lease is held: an alert may have placed an
+    The market is read before the account lease, and a symbol with nothing working only has
+    its price remembered (no fill can follow): the lease is taken only to work orders, for
+    as short a time as that takes, so alerts rarely wait for the poll. Under the lease the
+    working orders are read again, and `clock`, when given, too: an alert may have placed an
     order while the poll waited, and no price may reach it stamped before it was placed (a
     replay's clock runs fast)."""
-    try:
-        with account_lease(state, "price-poll", now, wait_s=wait_s, ttl=timedelta(seconds=60)):
-            return _pass(broker, market, state, clock() if clock else now, marks, notifier)
-    except AccountBusy as exc:
-        return {"skipped": str(exc)}
-
-
-def _pass(
-    broker: SimulatedBroker,
-    market: MarketData,
-    state: LeasedState,
-    now: datetime,
-    marks: PollMarks,
-    notifier: Notifier | None,
-) -> dict[str, Any]:
-    symbols, placed = watched_symbols(broker)
-    changed: list[Order] = []
-    fed = 0
+    watched = broker.working_symbols()
+    feeds: dict[str, _Feed] = {}
     errors: dict[str, str] = {}
-    for symbol in symbols:
+    for symbol, placed in sorted(watched.items()):
         try:
-            moved, bars = _feed(broker, market, marks, symbol, now, placed.get(symbol))
+            feeds[symbol] = _new_moves(market, marks, symbol, now, placed)
         except MarketDataUnavailable as exc:
             errors[symbol] = str(exc)
             log.warning("price poll: no market data for %s: %s", symbol, exc)
-            continue
-        changed += moved
-        fed += bars
+    quiet = [s for s in feeds if watched[s] is None]
+    for symbol in quiet:
+        if feeds[symbol].moves:
+            _, close, at, _, _ = feeds[symbol].moves[-1]
+            broker.mark(symbol, close, at)
+    changed: list[Order] = []
     trades = 0
-    if changed:
+    if len(quiet) < len(feeds):
         try:
-            report = sync_portfolio(
-                broker, state, now, notifier=notifier, changed=[(None, o) for o in changed]
-            )
-            trades = len(report.trades)
-        except BrokerUnavailable:  # the scheduled sweep books them within a minute
-            log.warning("price poll: fills not booked yet (broker unavailable)", exc_info=True)
+            with account_lease(state, "price-poll", now, wait_s=wait_s, ttl=timedelta(seconds=60)):
+                changed, trades = _work_orders(
+                    broker, state, clock() if clock else now, feeds, quiet, notifier
+                )
+        except AccountBusy as exc:
+            return {"skipped": str(exc)}
+    for symbol, feed in feeds.items():
+        if feed.fed_until is not None:
+            marks.set_fed_until(symbol, feed.fed_until)
     return {
-        "symbols": symbols,
+        "symbols": sorted(watched),
         "source": market.name,
-        "bars_fed": fed,
+        "bars_fed": sum(len(f.moves) for f in feeds.values() if f.fed_until is not None),
         "filled": [o.client_order_id for o in changed if o.status is OrderStatus.FILLED],
         "canceled": [o.client_order_id for o in changed if o.status is OrderStatus.CANCELED],
         "trades": trades,
         "errors": errors,
     }
+
+
+def _work_orders(
+    broker: SimulatedBroker,
+    state: LeasedState,
+    now: datetime,
+    feeds: dict[str, _Feed],
+    quiet: list[str],
+    notifier: Notifier | None,
+) -> tuple[list[Order], int]:
+    """Under the lease: feed each symbol with working orders its moves, none from before its
+    newest working order was placed; book what filled. Returns (orders changed, trades)."""
+    placed_now = broker.working_symbols()
+    changed: list[Order] = []
+    for symbol, feed in feeds.items():
+        if symbol in quiet and placed_now.get(symbol) is None:
+            continue  # still nothing working: its price is already remembered
+        floor = placed_now.get(symbol)
+        for start, close, at, high, low in feed.moves:
+            if floor is not None and start < floor:
+                continue  # a bar from before the order was placed
+            changed += broker.on_price(symbol, close, at, high=high, low=low)
+    if not changed:
+        return changed, 0
+    try:
+        report = sync_portfolio(
+            broker, state, now, notifier=notifier, changed=[(None, o) for o in changed]
+        )
+        return changed, len(report.trades)
+    except BrokerUnavailable:  # the scheduled sweep books them within a minute
+        log.warning("price poll: fills not booked yet (broker unavailable)", exc_info=True)
+        return changed, 0
 
 
 def scheduled_poll(

@@ -129,22 +129,20 @@ def process_alert(
     """Process one alert to a recorded outcome. `attempt` is the SQS receive count,
     `sent_at` when the queue got the message (SQS `SentTimestamp`; splits ingress from
     queue wait in the latency record)."""
-    record = store.get(alert_id)
-    if record is None:
-        log.warning("queued alert %s is not in the store; dropping the message", alert_id)
-        return Outcome(alert_id, "missing", "not in the alert store", skipped=True)
-    previous = record["status"]
-    if previous not in CLAIMABLE:
-        return Outcome(alert_id, previous, record["reason"], skipped=True)
-    if not store.record_outcome(
+    record = store.claim(
         alert_id,
         AlertStatus.RECEIVED.value,
         "received by the worker",
         only_if_status_in=CLAIMABLE,
         updated_at=now,
-    ):
-        latest = store.get(alert_id) or record
+    )
+    if record is None:  # missing, or already decided (a redelivery): say which
+        latest = store.get(alert_id)
+        if latest is None:
+            log.warning("queued alert %s is not in the store; dropping the message", alert_id)
+            return Outcome(alert_id, "missing", "not in the alert store", skipped=True)
         return Outcome(alert_id, latest["status"], latest["reason"], skipped=True)
+    previous = record["status"]
     run = Attempt(alert_id, store, execution, now, attempt)
     run.stages.arrived(record.get("received_at"), sent_at)
     symbol = str(record["alert"].get("ticker", "")).rsplit(":", 1)[-1] or None

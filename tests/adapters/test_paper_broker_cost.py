@@ -144,3 +144,54 @@ def test_state_table_reads_per_decision_do_not_grow_with_history(counted):
     assert reads_10 <= 25  # a handful per call, not one per order or quote ever stored
     assert len(broker.list_orders("all", limit=5)) == 5  # the history is really there
     assert broker.get_order_by_client_id("ft-history-00999") is not None
+
+
+def bracket(cid: str, qty: float = 1) -> OrderIntent:
+    return OrderIntent(
+        client_order_id=cid,
+        alert_id=cid,
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=qty,
+        reference_price=100.0,
+        stop_loss=95.0,
+        take_profit=110.0,
+    )
+
+
+def test_a_market_bracket_fills_in_the_one_write_that_places_it(counted):
+    """Placing is the decision's critical path: a market order that fills at once is created
+    filled, its legs working and the book moved, in a single transaction (no read of the id
+    first: the create's condition keeps it unique)."""
+    broker, calls, _ = counted
+    calls.clear()
+    order = broker.place_order(bracket("ft-once"))
+    writes = {op: n for op, n in calls.items() if op not in (*READS, "items read")}
+    assert writes == {"TransactWriteItems": 1}, calls
+    assert order.status is OrderStatus.FILLED and order.filled_avg_price == 100.0
+    assert [leg.status for leg in order.legs] == [OrderStatus.NEW, OrderStatus.NEW]
+    assert broker.get_positions()[0].qty == 1
+    assert broker.get_account().cash == pytest.approx(100_000.0 - 100.0)
+    assert {o.client_order_id for o in broker.working_exits("AAPL")} == {
+        "ft-once#tp",
+        "ft-once#sl",
+    }
+
+
+def test_a_repeated_place_returns_the_first_order_and_moves_nothing(counted):
+    broker, _, make_broker = counted
+    first = broker.place_order(bracket("ft-twice"))
+    again = make_broker().place_order(bracket("ft-twice"))
+    assert again.broker_order_id == first.broker_order_id
+    assert again.status is OrderStatus.FILLED
+    assert broker.get_positions()[0].qty == 1  # filled once, not twice
+
+
+def test_a_repeat_that_no_longer_has_the_buying_power_still_returns_the_order(counted):
+    """The first call spent the buying power; its retry must get that order back, not a
+    rejection that would make the worker think nothing was placed."""
+    broker, _, make_broker = counted
+    first = broker.place_order(bracket("ft-big", qty=900))  # $90,000 of $100,000
+    again = make_broker().place_order(bracket("ft-big", qty=900))
+    assert again.broker_order_id == first.broker_order_id
+    assert broker.get_positions()[0].qty == 900

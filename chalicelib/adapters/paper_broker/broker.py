@@ -82,18 +82,35 @@ class PaperBroker:
         slippage; limit/stop/trailing orders fill now only if that price already reaches
         them. With no price known the order waits for `on_price`. A `protects_position`
         intent places an OCO (both prices), a stop or a limit, working at once.
+
+        The id's uniqueness is the create's condition, not a read first: a repeated call
+        loses that race and returns the order the first one placed.
         """
-        existing = self.get_order_by_client_id(intent.client_order_id)
-        if existing is not None:
-            return existing
         validate(intent)
         price = intent.reference_price
         if price is None:
             quote = self._store.quote(intent.symbol)
             price = float(quote) if quote is not None else None
-        self._check_buying_power(intent, price)
+        book = self._store.book() if price is not None else None
+        try:
+            self._check_buying_power(intent, price, book)
+        except BrokerRejected:
+            placed = self.get_order_by_client_id(intent.client_order_id)
+            if placed is not None:  # a repeat: the first call's order took the buying power
+                return placed
+            raise
         now = self._clock()
         records = new_records(intent, now)
+        at_once = self._filled_on_arrival(records, price, now, book)
+        if at_once is not None:
+            filled, after = at_once
+            try:
+                self._store.put_new(filled, book=after)
+            except Conflict:  # a repeat, or the book moved: below tells which
+                pass
+            else:
+                self._log_fill(filled[0])
+                return filled[0].with_legs({r.cid: r for r in filled})
         try:
             self._store.put_new(records)
         except Conflict:
@@ -111,6 +128,38 @@ class PaperBroker:
         return orders[head.cid].model_copy(
             update={"legs": tuple(orders[c] for c in head.legs if c in orders)}
         )
+
+    def _filled_on_arrival(
+        self, records: list[Record], price: float | None, now: datetime, book: Book | None
+    ) -> tuple[list[Record], Book] | None:
+        """The records as they stand once `price` works the new head, when it fills at once
+        (a market order, a limit the price already reaches): head filled, its legs working,
+        and the book after the fill, to be created in one write. None: it does not fill now
+        (or it is a protective group), and the usual place-then-work path applies."""
+        head = records[0]
+        if price is None or book is None or head.group is not None:
+            return None
+        if head.order.status not in WORKING:
+            return None
+        evaluation = fills.evaluate(working_view(head), PriceMove(price), self._slippage_bps)
+        if evaluation.fill_price is None:
+            return None
+        fill_price = evaluation.fill_price
+        order = head.order
+        after = apply_fill(
+            book, order.symbol, order.side, Decimal(str(order.qty)), Decimal(str(fill_price))
+        )
+        filled = head.evolve(
+            status=OrderStatus.FILLED,
+            filled_qty=order.qty,
+            filled_avg_price=fill_price,
+            filled_at=now,
+        )
+        legs = [
+            leg.evolve(status=OrderStatus.NEW) if leg.order.status is OrderStatus.PENDING else leg
+            for leg in records[1:]
+        ]
+        return [filled, *legs], after
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         record = self._store.record(client_order_id)
@@ -237,6 +286,20 @@ class PaperBroker:
         changed = self._work(working, PriceMove(price, high, low), time, known=open_records)
         return [o for o in changed if o.status in (OrderStatus.FILLED, OrderStatus.CANCELED)]
 
+    def working_symbols(self) -> dict[str, datetime | None]:
+        """From one read of the book and one of the working index."""
+        held = {symbol for symbol, (qty, _) in self._store.book().positions.items() if qty}
+        newest: dict[str, datetime | None] = dict.fromkeys(held)
+        for r in self._store.open_records():
+            symbol, placed = r.order.symbol, r.order.submitted_at
+            known = newest.setdefault(symbol, None)
+            if placed is not None and (known is None or placed > known):
+                newest[symbol] = placed
+        return newest
+
+    def mark(self, symbol: str, price: float, time: datetime) -> None:
+        self._store.save_quote(symbol, price, time)
+
     # --- working orders ------------------------------------------------------------------
 
     def _work(
@@ -340,16 +403,21 @@ class PaperBroker:
                 self._store.commit([filled, *related], book)
             except Conflict:
                 continue
-            log.info(
-                "paper: filled %s %s %s %s @ %s",
-                fresh.cid,
-                fresh.order.side.value,
-                fresh.order.qty,
-                fresh.order.symbol,
-                price,
-            )
+            self._log_fill(filled)
             return [filled.order, *(r.order for r in related)]
         raise BrokerUnavailable("paper broker: fill kept conflicting; try again")
+
+    @staticmethod
+    def _log_fill(filled: Record) -> None:
+        order = filled.order
+        log.info(
+            "paper: filled %s %s %s %s @ %s",
+            filled.cid,
+            order.side.value,
+            order.qty,
+            order.symbol,
+            order.filled_avg_price,
+        )
 
     def _save_state(self, record: Record, evaluation: fills.Evaluation) -> None:
         """Remember a trailing stop's watermark or a stop-limit's trigger (best effort)."""
@@ -360,10 +428,11 @@ class PaperBroker:
         with contextlib.suppress(Conflict):
             self._store.commit([updated], None)
 
-    def _check_buying_power(self, intent: OrderIntent, price: float | None) -> None:
-        if intent.closes_position or intent.protects_position or price is None:
+    def _check_buying_power(
+        self, intent: OrderIntent, price: float | None, book: Book | None
+    ) -> None:
+        if intent.closes_position or intent.protects_position or price is None or book is None:
             return
-        book = self._store.book()
         held = float(book.held(intent.symbol))
         signed = intent.qty if intent.side is Side.BUY else -intent.qty
         if held and (held > 0) != (signed > 0) and abs(signed) <= abs(held):

@@ -128,8 +128,10 @@ class PaperStore:
 
     # --- writes --------------------------------------------------------------------------
 
-    def put_new(self, records: list[Record]) -> None:
-        """Create an order's records and their index items; `Conflict` if the id exists."""
+    def put_new(self, records: list[Record], book: Book | None = None) -> None:
+        """Create an order's records and their index items, and write `book` (an order
+        filled as it was placed), conditional on its version; `Conflict` if the id exists
+        or the book moved."""
         items: list[dict[str, Any]] = []
         for r in records:
             items.append(
@@ -146,6 +148,8 @@ class PaperStore:
             if r.parent is None:
                 sk = f"{r.created_at}#{r.cid}"
                 items.append(self._put({"pk": _s(PK_HISTORY), "sk": _s(sk)}, r))
+        if book is not None:
+            items.append(self._book_put(book))
         self._write("transact_write_items", TransactItems=items)
 
     def commit(self, records: list[Record], book: Book | None) -> None:
@@ -165,21 +169,7 @@ class PaperStore:
                 }
             )
         if book is not None:
-            put: dict[str, Any] = {
-                "TableName": self._table,
-                "Item": {
-                    "pk": _s(PK_BOOK),
-                    "sk": _s("book"),
-                    "doc": _s(book.to_doc()),
-                    "version": {"N": str(book.version + 1)},
-                },
-            }
-            if book.version == 0:
-                put["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                put["ConditionExpression"] = "version = :v"
-                put["ExpressionAttributeValues"] = {":v": {"N": str(book.version)}}
-            items.append({"Put": put})
+            items.append(self._book_put(book))
         self._write("transact_write_items", TransactItems=items)
 
     def save_quote(self, symbol: str, price: float, time: datetime) -> None:
@@ -212,6 +202,24 @@ class PaperStore:
             "broker_order_id": _s(r.order.broker_order_id),
             "version": {"N": str(r.version)},
         }
+
+    def _book_put(self, book: Book) -> dict[str, Any]:
+        """The book at the next version, conditional on the version it was computed from."""
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {
+                "pk": _s(PK_BOOK),
+                "sk": _s("book"),
+                "doc": _s(book.to_doc()),
+                "version": {"N": str(book.version + 1)},
+            },
+        }
+        if book.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(book.version)}}
+        return {"Put": put}
 
     def _put(self, key: dict[str, Any], r: Record) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": {**key, "cid": _s(r.cid)}}}

@@ -6,7 +6,8 @@ placed), then reads each alert's `latency_ms` record (the one `GET /api/alerts/{
 shows) and prints p50/p99 per stage: ingress (webhook → queue), queue (queue → worker),
 context (market data, day type, flow, score: the sources configured), lease (waiting for
 the account), catch_up (fills since the last sync), decide, gate, broker, record, worker
-(the worker's whole part) and total (webhook → outcome). Target (issue 11): p99 alert → order
+(the worker's whole part), total (webhook → outcome) and placed (the worker's time until the
+broker had the order). Target (issue 11): p99 alert → order
 under 250 ms locally without GPT.
 
     .venv/bin/python bench/pipeline.py [--alerts 500 --rate 10]
@@ -39,6 +40,7 @@ STAGES = (
     "record",
     "worker",
     "total",
+    "placed",
 )
 
 
@@ -89,10 +91,10 @@ def main() -> None:
         if values:
             p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
             print(f"  {stage:<8} {p50:8.1f} {p99:8.1f} {max(values):8.1f}")
-    # alert → order: everything up to and including the broker call (the record comes after)
+    # alert → order: the webhook's and the queue's part, then the worker's until the broker
+    # had the order (`placed`; alerts that placed nothing have none)
     to_order = [
-        r.get("ingress", 0) + r.get("queue", 0) + r.get("worker", 0) - r.get("record", 0)
-        for r in records
+        r.get("ingress", 0) + r.get("queue", 0) + r["placed"] for r in records if "placed" in r
     ]
     if to_order:
         print(

@@ -104,7 +104,8 @@ class Stages:
     (waiting for the account), `catch_up` (fills since the last sync), `decide` (account
     read + rules), `gate`, `broker` (every broker call: place, protect, cancel), `record`
     (booking the fills), `worker` (all of the worker's part), `total` (webhook → outcome
-    settled)."""
+    settled); and `placed`, not a stage but a moment: the worker's time until the broker
+    had the first order (ingress + queue + placed is alert → order)."""
 
     def __init__(self, clock: Callable[[], float], now: datetime) -> None:
         self._clock = clock
@@ -130,6 +131,10 @@ class Stages:
             yield
         finally:
             self.ms[stage] = _ms(self.ms.get(stage, 0.0) / 1000.0 + self._clock() - t0)
+
+    def reached(self, moment: str) -> None:
+        """Note the first time the worker reached `moment` (ms since it took the alert)."""
+        self.ms.setdefault(moment, _ms(self._clock() - self._t0))
 
     def as_record(self) -> dict[str, float]:
         worked = _ms(self._clock() - self._t0)
@@ -287,7 +292,9 @@ class Attempt:
     def place(self, intent: OrderIntent) -> Order:
         """Place once per client_order_id: after an unknown outcome, look up before retrying."""
         with self.stages.timed("broker"):
-            return self._place(intent)
+            order = self._place(intent)
+        self.stages.reached("placed")
+        return order
 
     def _place(self, intent: OrderIntent) -> Order:
         last: BrokerUnavailable | None = None

@@ -78,6 +78,40 @@ def sessions_of(bars: Bars) -> list[Session]:
     ]
 
 
+@dataclass
+class Source:
+    """Bars to classify, named; synthetic sources carry their generator regime by day."""
+
+    name: str
+    bars: Bars
+    regimes: dict[date, str] | None = None
+
+
+SYNTHETIC_SYMBOL = "SYN"
+
+
+def synthetic_source(sessions: int, seed: int) -> Source:
+    """`sessions` seeded synthetic sessions (backtest/synthetic.py) with their regimes."""
+    import pandas as pd
+
+    from backtest.data import bars_from_arrays
+    from backtest.synthetic import BARS_PER_DAY, intraday_bars
+
+    frame = intraday_bars(sessions * BARS_PER_DAY, seed=seed)
+    stamps = frame["timestamp"]
+    bars = bars_from_arrays(
+        frame["open"].to_numpy(),
+        frame["high"].to_numpy(),
+        frame["low"].to_numpy(),
+        frame["close"].to_numpy(),
+        frame["volume"].to_numpy(),
+        time=pd.DatetimeIndex(stamps),
+        symbol=SYNTHETIC_SYMBOL,
+    )
+    regimes = dict(zip(stamps.dt.date, frame["regime"], strict=True))
+    return Source(f"synthetic (seed {seed})", bars, regimes)
+
+
 def classify_sessions(
     sessions: Sequence[Session],
     symbol: str,

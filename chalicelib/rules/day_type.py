@@ -308,8 +308,8 @@ def decide(
         return DayType.CHOPPY, 0.6, f"wide opening range: {wide:.2f}× its average"
     read = [(name, vote) for name, vote in direction_votes(f, t) if vote is not None]
     total = sum(vote for _, vote in read)
-    names = [name for name, vote in read if vote and vote == math.copysign(1, total)]
-    summary = f"direction {total:+d} of {len(read)} ({', '.join(names) or 'none'})"
+    said = [f"{name} {'up' if vote > 0 else 'down'}" for name, vote in read if vote]
+    summary = f"direction {total:+d} of {len(read)} ({', '.join(said) or 'none'})"
     rvol = f.get("relative_volume")
     fueled = rvol is None or rvol >= t.trend_rvol
     if read and abs(total) >= min(t.trend_votes, len(read)) and fueled:

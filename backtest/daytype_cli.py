@@ -100,6 +100,7 @@ def _summary(ev: Evaluation) -> dict[str, Any]:
         "baseline_label": ev.baseline_label,
         "baseline_accuracy": ev.baseline_accuracy,
         "baseline_balanced_accuracy": ev.baseline_balanced_accuracy,
+        "momentum_balanced_accuracy": ev.extra.get("momentum_balanced_accuracy"),
         "confusion": {f"{t}->{p}": n for (t, p), n in sorted(ev.confusion.items())},
     }
 

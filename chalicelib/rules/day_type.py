@@ -3,8 +3,9 @@ no_trade, with a confidence and the features behind it.
 
 The features come from the literature (docs/day-type.md cites each); the vote thresholds
 (`DayTypeThresholds`) were calibrated on synthetic seeds 1–10 only
-(scripts/day_type_calibrate.py) and evaluated on other seeds and real bars. `hindsight_label` is the after-the-close definition the classification
-is validated against (`python -m backtest daytype`).
+(scripts/day_type_calibrate.py) and evaluated on other seeds and real bars.
+`hindsight_label` is the after-the-close definition the classification is validated
+against (`python -m backtest daytype`).
 
 Pure: bars in, a `DayClassification` out; the service (services/classify_day.py) reads
 the bars and stores the answer.

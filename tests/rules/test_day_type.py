@@ -170,8 +170,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "day-type.md"
 
 
 def documented_thresholds() -> dict[str, str]:
-    """The `| `name` | value | ... |` rows of docs/day-type.md's threshold table."""
-    rows = re.findall(r"^\| `(\w+)` \| `?([\w.]+)`? \|", DOCS.read_text(), re.MULTILINE)
+    """The `| `name` | value | ... |` rows of docs/day-type.md's "Thresholds in force"."""
+    section = DOCS.read_text().split("## Thresholds in force")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| `(\w+)` \| `?([\w.]+)`? \|", section, re.MULTILINE)
     return dict(rows)
 
 

@@ -78,6 +78,71 @@ def sessions_of(bars: Bars) -> list[Session]:
     ]
 
 
+@dataclass
+class Source:
+    """Bars to classify, named; synthetic sources carry their generator regime by day."""
+
+    name: str
+    bars: Bars
+    regimes: dict[date, str] | None = None
+
+
+SYNTHETIC_SYMBOL = "SYN"
+
+
+def synthetic_source(sessions: int, seed: int) -> Source:
+    """`sessions` seeded synthetic sessions (backtest/synthetic.py) with their regimes."""
+    import pandas as pd
+
+    from backtest.data import bars_from_arrays
+    from backtest.synthetic import BARS_PER_DAY, intraday_bars
+
+    frame = intraday_bars(sessions * BARS_PER_DAY, seed=seed)
+    stamps = frame["timestamp"]
+    bars = bars_from_arrays(
+        frame["open"].to_numpy(),
+        frame["high"].to_numpy(),
+        frame["low"].to_numpy(),
+        frame["close"].to_numpy(),
+        frame["volume"].to_numpy(),
+        time=pd.DatetimeIndex(stamps),
+        symbol=SYNTHETIC_SYMBOL,
+    )
+    regimes = dict(zip(stamps.dt.date, frame["regime"], strict=True))
+    return Source(f"synthetic (seed {seed})", bars, regimes)
+
+
+def random_walk_source(sessions: int, seed: int, step: float = 0.0004) -> Source:
+    """`sessions` weekday sessions of a driftless random walk (log returns N(0, `step`) a
+    minute, no overnight gap, half-normal wicks 0.6× that, a constant 1,000 shares a
+    minute): the null, where nothing at 10:00 says anything about the rest of the day."""
+    import pandas as pd
+
+    from backtest.data import bars_from_arrays
+    from backtest.synthetic import BARS_PER_DAY
+
+    rng = np.random.default_rng(seed)
+    n = sessions * BARS_PER_DAY
+    close = 100 * np.exp(np.cumsum(rng.standard_normal(n) * step))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wick = np.abs(rng.standard_normal((2, n))) * step * 0.6 * close
+    days = pd.bdate_range("2020-01-02", periods=sessions)
+    minutes = pd.to_timedelta(np.arange(BARS_PER_DAY), unit="min") + pd.Timedelta(
+        hours=9, minutes=30
+    )
+    stamps = pd.DatetimeIndex((days.values[:, None] + minutes.values[None, :]).ravel())
+    bars = bars_from_arrays(
+        open_,
+        np.maximum(open_, close) + wick[0],
+        np.minimum(open_, close) - wick[1],
+        close,
+        np.full(n, 1000.0),
+        time=stamps.tz_localize("America/New_York"),
+        symbol="NULL",
+    )
+    return Source(f"random walk (seed {seed})", bars)
+
+
 def classify_sessions(
     sessions: Sequence[Session],
     symbol: str,
@@ -140,7 +205,23 @@ def evaluate(
             row["regime"] = regimes.get(sessions[i].day, "")
         row.update(c.features)
         rows.append(row)
-    return score(rows)
+    ev = score(rows)
+    ev.extra["momentum_balanced_accuracy"] = momentum_baseline(rows)
+    return ev
+
+
+def momentum_baseline(rows: list[dict[str, Any]]) -> float:
+    """Balanced accuracy of always calling a trend in the direction of the move so far: the
+    morning is part of the day, so this beats the majority baseline even on a random walk,
+    and a classifier should beat it too."""
+    calls = [
+        {
+            "hindsight": r["hindsight"],
+            "predicted": "trend_up" if r["net_move"] > 0 else "trend_down",
+        }
+        for r in rows
+    ]
+    return score(calls).balanced_accuracy
 
 
 def score(rows: list[dict[str, Any]]) -> Evaluation:
@@ -183,6 +264,11 @@ def format_evaluation(ev: Evaluation, title: str) -> str:
     ]
     verdict = "beats" if ev.balanced_accuracy > ev.baseline_balanced_accuracy else "does NOT beat"
     lines.append(f"  the classifier {verdict} the baseline on balanced accuracy")
+    if (momentum := ev.extra.get("momentum_balanced_accuracy")) is not None:
+        lines.append(
+            f"  momentum baseline   balanced accuracy {momentum:6.3f}   "
+            "(a trend in the direction of the move so far)"
+        )
     return "\n".join(lines)
 
 

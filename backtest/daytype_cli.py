@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from backtest.daytype import Evaluation, evaluate, format_evaluation, score, sessions_of, write_rows
-
-SYNTHETIC_SYMBOL = "SYN"
+from backtest.daytype import (
+    Evaluation,
+    Source,
+    evaluate,
+    format_evaluation,
+    score,
+    sessions_of,
+    synthetic_source,
+    write_rows,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -40,33 +44,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="also backtest this strategy with/without the gate")
 
 
-@dataclass
-class Source:
-    name: str
-    bars: Any  # backtest.data.Bars
-    regimes: dict[date, str] | None = None
-
-
 def _sources(args: argparse.Namespace) -> list[Source]:
-    from backtest.data import bars_from_arrays, load_bars
+    from backtest.data import load_bars
 
     out = [Source(str(p), load_bars(p, symbol=args.symbol)) for p in args.data]
     if args.synthetic:
-        from backtest.synthetic import BARS_PER_DAY, intraday_bars
-
-        frame = intraday_bars(args.synthetic * BARS_PER_DAY, seed=args.seed)
-        stamps = frame["timestamp"]
-        regimes = dict(zip(stamps.dt.date, frame["regime"], strict=True))
-        bars = bars_from_arrays(
-            frame["open"].to_numpy(),
-            frame["high"].to_numpy(),
-            frame["low"].to_numpy(),
-            frame["close"].to_numpy(),
-            frame["volume"].to_numpy(),
-            time=pd.DatetimeIndex(stamps),
-            symbol=SYNTHETIC_SYMBOL,
-        )
-        out.append(Source(f"synthetic (seed {args.seed})", bars, regimes))
+        out.append(synthetic_source(args.synthetic, args.seed))
     return out
 
 
@@ -117,6 +100,7 @@ def _summary(ev: Evaluation) -> dict[str, Any]:
         "baseline_label": ev.baseline_label,
         "baseline_accuracy": ev.baseline_accuracy,
         "baseline_balanced_accuracy": ev.baseline_balanced_accuracy,
+        "momentum_balanced_accuracy": ev.extra.get("momentum_balanced_accuracy"),
         "confusion": {f"{t}->{p}": n for (t, p), n in sorted(ev.confusion.items())},
     }
 

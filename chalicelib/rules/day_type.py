@@ -1,10 +1,11 @@
 """What kind of session it is, from its first minutes: trend_up | trend_down | choppy |
 no_trade, with a confidence and the features behind it.
 
-The thresholds (`DayTypeThresholds`) come from the literature and from what a random walk
-would show over the same number of bars; none was fitted to data. docs/day-type.md gives
-each one's source. `hindsight_label` is the after-the-close definition the classification
-is validated against (`python -m backtest daytype`).
+The features come from the literature (docs/day-type.md cites each); the vote thresholds
+(`DayTypeThresholds`) were calibrated on synthetic seeds 1–10 only
+(scripts/day_type_calibrate.py) and evaluated on other seeds and real bars.
+`hindsight_label` is the after-the-close definition the classification is validated
+against (`python -m backtest daytype`).
 
 Pure: bars in, a `DayClassification` out; the service (services/classify_day.py) reads
 the bars and stores the answer.
@@ -31,6 +32,7 @@ from chalicelib.rules.volume import (
 )
 
 BAR = timedelta(minutes=1)
+SESSION_MINUTES = 390  # a full regular session, 09:30–16:00
 
 
 class DayTypeUnavailable(ValueError):
@@ -39,25 +41,26 @@ class DayTypeUnavailable(ValueError):
 
 @dataclass(frozen=True)
 class DayTypeThresholds:
-    """Every threshold the classifier uses; sources in docs/day-type.md (none fitted)."""
+    """Every threshold the classifier uses. The vote thresholds were calibrated on
+    synthetic seeds 1–10 only (scripts/day_type_calibrate.py); docs/day-type.md gives each
+    one's source and the held-out figures. `math.inf` switches a vote off."""
 
     atr_period: int = 14  # daily ATR over 14 sessions (Wilder 1978)
-    adx_period: int = 14  # Wilder 1978
-    # Each trend signal is set where a driftless random walk of 30 one-minute bars passes
-    # it about one time in ten (docs/day-type.md, scripts/day_type_null.py):
-    # Kaufman efficiency ratio ≥ this × 1/√n, the ratio a random walk shows on average.
-    efficiency_noise_multiple: float = 2.0
-    # VWAP crosses ≤ this × √(2n/π), a random walk's expected number of crossings.
-    vwap_cross_fraction: float = 0.5
-    vwap_band_sigma: float = 2.0  # the last close beyond the ±2σ VWAP band
-    # ADX(14) ≥ 50: Wilder's 25 is for daily bars; on 30 one-minute bars a random walk's
-    # median ADX is 25 and its 90th percentile 51 ("very strong trend" in the usual tables).
-    adx_trend: float = 50.0
-    rvol_trend: float = 1.5  # "in play": relative volume ≥ 1.5 (O'Neil; Aziz 2015)
-    trend_votes: int = 3  # of the five trend signals above, at least three (a majority)
-    # No-trade: a dead market, both volume and opening range at most half their usual.
-    rvol_dead: float = 0.5
-    range_dead: float = 0.5
+    adx_period: int = 14  # Wilder 1978 (reported, does not vote)
+    # Quiet votes → no_trade, both of (volatility clusters: Mandelbrot 1963, Engle 1982,
+    # Cont 2001; Crabel's range contraction):
+    quiet_range: float = 0.7  # opening range ≤ this × the ATR scaled to the minutes so far
+    quiet_prior_range: float = 0.75  # yesterday's range ≤ this × the ATR before it
+    quiet_rvol: float = math.inf  # relative volume ≤ this (off: added nothing)
+    quiet_votes: int = 2  # quiet signals needed (of those that can be read)
+    # Direction votes (+1 up / −1 down / 0), summed; a trend needs |sum| ≥ trend_votes:
+    momentum_move: float = 0.1  # |net move| ≥ this × the ATR scaled to the minutes so far
+    prior_body: float = 0.7  # yesterday's |close − open| ≥ this × its range
+    vwap_side_sigma: float = 0.5  # the last close ≥ this many σ from VWAP
+    momentum_efficiency: float = math.inf  # signed efficiency ≥ this × 1/√n (off)
+    trend_votes: int = 1
+    trend_rvol: float = 0.75  # and relative volume ≥ this ("fueled by volume", Dalton)
+    wide_range: float = math.inf  # opening range ≥ this × its average → choppy (off)
     early_close_no_trade: bool = True  # NYSE half-days (thin, early close)
     min_bars: int = 5
     # Hindsight label (after the close), Dalton/Raschke's trend day in numbers:
@@ -217,29 +220,105 @@ def _features(
     rvol = relative_volume(bars, prior, through_minute=minute) if minute is not None else None
     if rvol is not None:
         f["relative_volume"] = rvol
+    if atr:
+        # a random walk's move and range grow with √time: the day's ATR scaled to n minutes
+        expected = atr * math.sqrt(n / SESSION_MINUTES)
+        f["net_move_norm"] = f["net_move"] / expected
+        f["opening_range_norm"] = or_range / expected
+    f.update(_yesterday(prior, t))
     return f
 
 
-def _trend_votes(f: dict[str, float], t: DayTypeThresholds) -> tuple[int, int, list[str]]:
-    """(votes for a trend, signals that could be read, their names)."""
-    signals: list[tuple[str, bool | None]] = [
-        ("efficiency", f["efficiency"] >= t.efficiency_noise_multiple * f["efficiency_noise"]),
-        ("vwap_one_side", f["vwap_crosses"] <= t.vwap_cross_fraction * f["vwap_crosses_noise"]),
-        (
-            "beyond_vwap_band",
-            abs(f["vwap_distance_sigma"]) >= t.vwap_band_sigma
-            if "vwap_distance_sigma" in f
-            else None,
-        ),
-        ("adx", f["adx"] >= t.adx_trend if "adx" in f else None),
-        (
-            "relative_volume",
-            f["relative_volume"] >= t.rvol_trend if "relative_volume" in f else None,
-        ),
+def _yesterday(prior: Sequence[Sequence[Bar]], t: DayTypeThresholds) -> dict[str, float]:
+    """The last session's body (signed, as a share of its range) and its range against the
+    ATR before it: what kind of day it was, since regimes and volatility persist."""
+    last = daily_ohlc(prior[-1]) if prior else None
+    if last is None:
+        return {}
+    open_, high, low, close = last
+    span = high - low
+    out = {"prior_body": (close - open_) / span if span > 0 else 0.0}
+    atr = daily_atr(prior[:-1], t.atr_period)
+    if atr:
+        out["prior_range_atr"] = span / atr
+    return out
+
+
+Votes = list[tuple[str, bool | None]]
+
+
+def quiet_votes(f: dict[str, float], t: DayTypeThresholds) -> Votes:
+    """The quiet signals (None: cannot be read): thin volume, a narrow opening range for the
+    minutes so far, and a narrow yesterday. Quiet follows quiet (volatility clustering)."""
+    return [
+        ("relative_volume", _at_most(f.get("relative_volume"), t.quiet_rvol)),
+        ("opening_range", _at_most(f.get("opening_range_norm"), t.quiet_range)),
+        ("yesterday_range", _at_most(f.get("prior_range_atr"), t.quiet_prior_range)),
     ]
-    read = [(name, yes) for name, yes in signals if yes is not None]
-    names = [name for name, yes in read if yes]
-    return len(names), len(read), names
+
+
+def direction_votes(f: dict[str, float], t: DayTypeThresholds) -> list[tuple[str, int | None]]:
+    """The direction signals, +1 up, −1 down, 0 neither (None: cannot be read): the move
+    since the open (intraday momentum), its efficiency, yesterday's body (a trending regime
+    persists) and the side of VWAP."""
+    efficiency = math.copysign(f["efficiency"], f["net_move"]) / f["efficiency_noise"]
+    return [
+        ("momentum", _signed(f.get("net_move_norm"), t.momentum_move)),
+        ("efficiency", _signed(efficiency, t.momentum_efficiency)),
+        ("yesterday", _signed(f.get("prior_body"), t.prior_body)),
+        ("vwap_side", _signed(f.get("vwap_distance_sigma"), t.vwap_side_sigma)),
+    ]
+
+
+def _at_most(value: float | None, limit: float) -> bool | None:
+    """Whether `value` is at most `limit` (a vote switched off by inf is not read)."""
+    return None if value is None or math.isinf(limit) else value <= limit
+
+
+def _signed(value: float | None, limit: float) -> int | None:
+    """+1 / −1 when |value| reaches `limit` (a vote switched off by inf is not read)."""
+    if value is None or math.isinf(limit):
+        return None
+    return 0 if abs(value) < limit else (1 if value > 0 else -1)
+
+
+def decide(
+    f: dict[str, float], t: DayTypeThresholds = DEFAULT_THRESHOLDS, *, early_close: bool = False
+) -> tuple[DayType, float, str]:
+    """The day type, its confidence and why, from the features alone (in order):
+
+    1. an NYSE early close → no_trade;
+    2. at least `quiet_votes` quiet signals → no_trade (nothing will happen);
+    3. a wide opening range (≥ `wide_range` × its average) → choppy (the expansion is spent);
+    4. the direction votes summing to ±`trend_votes` or beyond, on relative volume ≥
+       `trend_rvol`, → trend_up / trend_down;
+    5. anything else → choppy.
+    """
+    if early_close and t.early_close_no_trade:
+        return DayType.NO_TRADE, 0.9, "NYSE early close: a thin half-day session"
+    quiet = [(name, yes) for name, yes in quiet_votes(f, t) if yes is not None]
+    said = [name for name, yes in quiet if yes]
+    if quiet and len(said) >= min(t.quiet_votes, len(quiet)):
+        return (
+            DayType.NO_TRADE,
+            len(said) / len(quiet),
+            f"quiet market: {len(said)}/{len(quiet)} quiet signals ({', '.join(said)})",
+        )
+    wide = f.get("opening_range_vs_avg")
+    if wide is not None and wide >= t.wide_range:
+        return DayType.CHOPPY, 0.6, f"wide opening range: {wide:.2f}× its average"
+    read = [(name, vote) for name, vote in direction_votes(f, t) if vote is not None]
+    total = sum(vote for _, vote in read)
+    said = [f"{name} {'up' if vote > 0 else 'down'}" for name, vote in read if vote]
+    summary = f"direction {total:+d} of {len(read)} ({', '.join(said) or 'none'})"
+    rvol = f.get("relative_volume")
+    fueled = rvol is None or rvol >= t.trend_rvol
+    if read and abs(total) >= min(t.trend_votes, len(read)) and fueled:
+        kind = DayType.TREND_UP if total > 0 else DayType.TREND_DOWN
+        return kind, abs(total) / len(read), f"{summary}; trend {kind.value.split('_')[1]}"
+    why = "" if fueled or abs(total) < t.trend_votes else f"; relative volume {rvol:.2f} too thin"
+    confidence = 1.0 - abs(total) / len(read) if read else 0.5
+    return DayType.CHOPPY, max(confidence, 0.5), f"{summary}{why}"
 
 
 def classify_day(
@@ -252,12 +331,7 @@ def classify_day(
 ) -> DayClassification:
     """Classify today's session from its regular-hours bars finished by `at` (UTC; all
     given bars when None), against `prior_sessions` (oldest first) for ATR, the usual
-    opening range and relative volume.
-
-    Rules, in order: an NYSE early-close day is no_trade; a dead market (relative volume
-    and opening range both at most half their usual) is no_trade; a trend needs a majority
-    of five signals (efficiency, one side of VWAP, beyond the 2σ band, ADX, volume) and
-    the close on the same side of the open and of VWAP; anything else is choppy.
+    opening range, relative volume and what yesterday was (`decide` gives the rules).
     Raises DayTypeUnavailable under `thresholds.min_bars` bars.
     """
     t = thresholds
@@ -268,44 +342,19 @@ def classify_day(
             f"{at.isoformat() if at else 'now'}; need at least {t.min_bars}"
         )
     day = market_calendar.trading_date(bars[0].time)
-    classified_at = at or bars[-1].time + BAR
-    f = _features(bars, prior_sessions, t)
-
-    def result(kind: DayType, confidence: float, reason: str) -> DayClassification:
-        return DayClassification(
-            day=day,
-            symbol=symbol,
-            day_type=kind,
-            confidence=round(min(max(confidence, 0.0), 1.0), 4),
-            features={k: round(v, 6) for k, v in f.items()},
-            classified_at=classified_at,
-            reason=reason,
-        )
-
-    if t.early_close_no_trade and day in market_calendar.early_closes(day.year):
-        return result(DayType.NO_TRADE, 0.9, "NYSE early close: a thin half-day session")
-    rvol = f.get("relative_volume")
-    or_avg = f.get("opening_range_vs_avg")
-    if rvol is not None and or_avg is not None and rvol <= t.rvol_dead and or_avg <= t.range_dead:
-        deadness = max(rvol / t.rvol_dead, or_avg / t.range_dead)
-        return result(
-            DayType.NO_TRADE,
-            0.5 + 0.5 * (1.0 - deadness),
-            f"dead market: relative volume {rvol:.2f} and opening range {or_avg:.2f}× its "
-            f"average (both ≤ {t.rvol_dead:g} / {t.range_dead:g})",
-        )
-    votes, read, names = _trend_votes(f, t)
-    needed = min(t.trend_votes, read)
-    direction = math.copysign(1.0, f["net_move"]) if f["net_move"] else 0.0
-    vwap_side = math.copysign(1.0, f.get("vwap_distance_sigma", 0.0) or 0.0)
-    agrees = direction != 0 and ("vwap_distance_sigma" not in f or vwap_side == direction)
-    summary = f"{votes}/{read} trend signals ({', '.join(names) or 'none'})"
-    if read and votes >= needed and agrees:
-        kind = DayType.TREND_UP if direction > 0 else DayType.TREND_DOWN
-        return result(kind, votes / read, f"{summary}; direction {kind.value.split('_')[1]}")
-    confidence = (read - votes) / read if read else 0.5
-    why = "" if agrees or not votes else "; direction and VWAP side disagree"
-    return result(DayType.CHOPPY, max(confidence, 0.5), f"{summary}{why}")
+    # rounded before deciding, so the CSV's features decide the same (the calibration)
+    features = {k: round(v, 6) for k, v in _features(bars, prior_sessions, t).items()}
+    early = day in market_calendar.early_closes(day.year)
+    kind, confidence, reason = decide(features, t, early_close=early)
+    return DayClassification(
+        day=day,
+        symbol=symbol,
+        day_type=kind,
+        confidence=round(min(max(confidence, 0.0), 1.0), 4),
+        features=features,
+        classified_at=at or bars[-1].time + BAR,
+        reason=reason,
+    )
 
 
 def hindsight_label(

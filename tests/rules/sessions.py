@@ -49,9 +49,17 @@ def zigzag(base: float, amplitude: float, n: int) -> list[float]:
     return [base + (amplitude if i % 2 else 0.0) for i in range(n)]
 
 
-def prior_sessions(last_day: date, count: int = 5, n: int = 60) -> list[list[Bar]]:
-    """`count` ordinary sessions before `last_day` (oldest first): a ±0.25 zigzag around
-    100 that drifts 1.0 over the session, 1,000 shares a minute."""
+def prior_sessions(
+    last_day: date,
+    count: int = 5,
+    n: int = 60,
+    *,
+    drift: float = 1.0,
+    amplitude: float = 0.25,
+) -> list[list[Bar]]:
+    """`count` ordinary sessions before `last_day` (oldest first): a ±`amplitude` zigzag
+    around 100 that drifts `drift` over the session (by default it closes near its high:
+    a trend day), 1,000 shares a minute."""
     days: list[date] = []
     day = last_day
     while len(days) < count:
@@ -60,6 +68,6 @@ def prior_sessions(last_day: date, count: int = 5, n: int = 60) -> list[list[Bar
             days.append(day)
     out = []
     for d in reversed(days):
-        closes = [100 + 1.0 * i / n + (0.25 if i % 2 else -0.25) for i in range(n)]
+        closes = [100 + drift * i / n + (amplitude if i % 2 else -amplitude) for i in range(n)]
         out.append(session(d, closes, 1000.0, first_open=100.0))
     return out

@@ -1,19 +1,26 @@
-"""Each day type from a constructed session; the features behind it; the hindsight label."""
+"""Each day type from a constructed session; the features and votes behind it; the
+thresholds in force are the documented ones; the hindsight label."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from chalicelib.domain import DayType
 from chalicelib.rules.day_type import (
+    DEFAULT_THRESHOLDS,
     DayTypeThresholds,
     DayTypeUnavailable,
     adx,
     classify_day,
     daily_atr,
+    daily_ohlc,
+    decide,
     efficiency_ratio,
     hindsight_label,
     vwap_crosses,
@@ -34,11 +41,11 @@ def rising(n: int = 30, step: float = 0.1, pullback_every: int = 5) -> list[floa
     return closes
 
 
-def test_a_steady_rise_on_heavy_volume_is_a_trend_up_day():
+def test_a_steady_rise_on_heavy_volume_after_a_trend_day_is_a_trend_up_day():
     today = session(DAY, rising(40), 2000.0, first_open=100.0)
     result = classify_day("SPY", today, PRIOR, at=AT)
     assert result.day_type is DayType.TREND_UP
-    assert result.confidence >= 0.8
+    assert result.confidence == 1.0
     assert result.day == DAY
     assert result.classified_at == AT
     assert result.symbol == "SPY"
@@ -48,45 +55,68 @@ def test_a_steady_rise_on_heavy_volume_is_a_trend_up_day():
     assert f["efficiency"] > 0.5
     assert f["relative_volume"] == pytest.approx(2.0)
     assert f["adx"] > 50
-    assert 1 < f["vwap_distance_sigma"] < 2  # a straight rise ends ≈ 1.7σ above its VWAP
-    assert result.reason.startswith("4/5 trend signals (efficiency, vwap_one_side, adx, ")
+    assert f["net_move_norm"] > 1  # 2.1 up against an ATR of ≈ 1.5 scaled to 30 minutes
+    assert f["prior_body"] > 0.7  # yesterday closed near its high
+    assert result.reason == (
+        "direction +3 of 3 (momentum up, yesterday up, vwap_side up); trend up"
+    )
 
 
-def test_a_steady_fall_is_a_trend_down_day():
+def test_a_steady_fall_is_a_trend_down_day_even_after_an_up_day():
     falling = [200 - c for c in rising(30)]
     today = session(DAY, falling, 2000.0, first_open=100.0)
     result = classify_day("SPY", today, PRIOR, at=AT)
     assert result.day_type is DayType.TREND_DOWN
     assert result.features["net_move"] < 0
     assert result.features["vwap_distance_sigma"] < -1
+    assert result.reason.startswith(
+        "direction -1 of 3 (momentum down, yesterday up, vwap_side down)"
+    )
 
 
 def swings(n: int = 30, amplitude: float = 0.4) -> list[float]:
-    """Up and down around 100 in swings of a few bars."""
-    return [round(100 + amplitude * math.sin(0.9 * i), 4) for i in range(1, n + 1)]
+    """Up and down around 100 in six-bar swings, back at 100 every sixth bar."""
+    return [round(100 + amplitude * math.sin(2 * math.pi * i / 6), 4) for i in range(1, n + 1)]
 
 
-def test_swings_around_the_open_are_a_choppy_day():
+FLAT_PRIOR = prior_sessions(DAY, drift=0.0)  # days that went nowhere (body ≈ half the range)
+
+
+def test_swings_back_to_the_open_after_a_flat_day_are_a_choppy_day():
     today = session(DAY, swings(), 1000.0, first_open=100.0)
-    result = classify_day("SPY", today, PRIOR, at=AT)
+    result = classify_day("SPY", today, FLAT_PRIOR, at=AT)
     assert result.day_type is DayType.CHOPPY
     assert result.features["vwap_crosses"] >= 6
-    assert result.features["efficiency"] < 0.1
-    assert result.confidence >= 0.6
+    assert abs(result.features["prior_body"]) < 0.7
+    assert result.confidence == 1.0  # no direction vote at all
+    assert result.reason == "direction +0 of 3 (none)"
 
 
-def test_a_thin_narrow_market_is_a_no_trade_day():
-    today = session(DAY, zigzag(100.0, 0.02, 30), 300.0, first_open=100.0, wick=0.01)
+def test_a_rise_on_thin_volume_is_not_a_trend():
+    today = session(DAY, rising(30), 300.0, first_open=100.0)
     result = classify_day("SPY", today, PRIOR, at=AT)
+    assert result.day_type is DayType.CHOPPY
+    assert result.reason.endswith("relative volume 0.30 too thin")
+
+
+QUIET_YESTERDAY = PRIOR[:-1] + prior_sessions(DAY, count=1, drift=0.0, amplitude=0.02)
+
+
+def test_a_narrow_opening_after_a_narrow_day_is_a_no_trade_day():
+    today = session(DAY, zigzag(100.0, 0.02, 30), 1000.0, first_open=100.0, wick=0.01)
+    result = classify_day("SPY", today, QUIET_YESTERDAY, at=AT)
     assert result.day_type is DayType.NO_TRADE
-    assert result.features["relative_volume"] == pytest.approx(0.3)
-    assert result.features["opening_range_vs_avg"] <= 0.5
-    assert result.reason.startswith("dead market")
+    assert result.features["prior_range_atr"] < 0.75
+    assert result.features["opening_range_norm"] < 0.7
+    assert result.confidence == 1.0
+    assert result.reason == "quiet market: 2/2 quiet signals (opening_range, yesterday_range)"
 
 
-def test_thin_volume_alone_is_not_a_no_trade_day():
-    today = session(DAY, swings(), 300.0, first_open=100.0)
-    assert classify_day("SPY", today, PRIOR, at=AT).day_type is DayType.CHOPPY
+def test_one_quiet_signal_is_not_a_no_trade_day():
+    today = session(DAY, zigzag(100.0, 0.02, 30), 300.0, first_open=100.0, wick=0.01)
+    result = classify_day("SPY", today, PRIOR, at=AT)  # a narrow opening after a wide day
+    assert result.features["opening_range_norm"] < 0.7
+    assert result.day_type is DayType.CHOPPY
 
 
 def test_an_early_close_is_a_no_trade_day():
@@ -133,7 +163,68 @@ def test_bars_after_the_classification_time_are_not_used():
 
 def test_thresholds_are_a_frozen_dataclass():
     with pytest.raises(AttributeError):
-        DayTypeThresholds().adx_trend = 10  # type: ignore[misc]
+        DayTypeThresholds().quiet_range = 10  # type: ignore[misc]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "day-type.md"
+
+
+def documented_thresholds() -> dict[str, str]:
+    """The `| `name` | value | ... |` rows of docs/day-type.md's "Thresholds in force"."""
+    section = DOCS.read_text().split("## Thresholds in force")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| `(\w+)` \| `?([\w.]+)`? \|", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_the_thresholds_in_force_are_the_documented_ones():
+    documented = documented_thresholds()
+    fields = {f.name for f in dataclasses.fields(DayTypeThresholds)}
+    assert set(documented) == fields
+    for name, text in documented.items():
+        value = getattr(DEFAULT_THRESHOLDS, name)
+        if isinstance(value, bool):
+            assert text == str(value).lower(), name
+        elif text == "off":
+            assert math.isinf(value), name
+        else:
+            assert value == pytest.approx(float(text)), name
+
+
+def test_a_vote_switched_off_is_not_read():
+    f = {"efficiency": 0.9, "efficiency_noise": 0.18, "net_move": 1.0, "net_move_norm": 3.0}
+    on = DayTypeThresholds(momentum_move=math.inf, momentum_efficiency=2.0)
+    kind, _, reason = decide(f, on)
+    assert kind is DayType.TREND_UP
+    assert reason.startswith("direction +1 of 1 (efficiency up)")
+    off = DayTypeThresholds(momentum_move=math.inf, momentum_efficiency=math.inf)
+    assert decide(f, off)[0] is DayType.CHOPPY  # nothing can be read: no trend
+
+
+def test_disagreeing_direction_votes_cancel_out():
+    f = {
+        "efficiency": 0.5,
+        "efficiency_noise": 0.18,
+        "net_move": 1.0,
+        "net_move_norm": 2.0,  # up since the open
+        "prior_body": -0.9,  # after a day that closed on its low
+        "vwap_distance_sigma": 0.1,  # at VWAP
+        "relative_volume": 1.2,
+    }
+    kind, confidence, reason = decide(f)
+    assert kind is DayType.CHOPPY
+    assert reason == "direction +0 of 3 (momentum up, yesterday down)"
+    assert confidence == 1.0
+
+
+def test_yesterday_features_come_from_the_last_prior_session():
+    f = classify_day(
+        "SPY", session(DAY, rising(30), 1000.0, first_open=100.0), PRIOR, at=AT
+    ).features
+    open_, high, low, close = daily_ohlc(PRIOR[-1]) or (0.0, 0.0, 0.0, 0.0)
+    assert f["prior_body"] == pytest.approx((close - open_) / (high - low))
+    atr_before = daily_atr(PRIOR[:-1])
+    assert atr_before is not None
+    assert f["prior_range_atr"] == pytest.approx((high - low) / atr_before)
 
 
 def test_efficiency_crosses_and_adx_on_hand_made_series():

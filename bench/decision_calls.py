@@ -153,7 +153,10 @@ def _record(body: str, i: int) -> dict[str, Any]:
         "messageId": f"m{i}",
         "receiptHandle": f"r{i}",
         "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(time.time() * 1000)),
+        },
         "messageAttributes": {},
         "eventSource": "aws:sqs",
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flowtrader-alerts",

@@ -315,6 +315,14 @@ class TradeRecords(Protocol):
 
     def positions(self) -> list[Position]: ...
 
+    def refresh_marks(
+        self, positions: list[Position], previous: list[Position], at: datetime
+    ) -> int:
+        """Write the new marks (price, unrealized P/L) of positions whose quantity has not
+        changed, each only while its stored document is still `previous`'s: a decision that
+        changed the snapshot meanwhile wins. Returns how many were written."""
+        ...
+
     def record_trade(self, trade: ClosedTrade) -> bool:
         """Store a closed trade once (by `trade.key`); False when it was already stored."""
         ...

@@ -415,6 +415,33 @@ class DynamoStateStore:
     def positions(self) -> list[Position]:
         return [Position.model_validate_json(it["doc"]["S"]) for it in self._query_all("position")]
 
+    def refresh_marks(
+        self, positions: list[Position], previous: list[Position], at: datetime
+    ) -> int:
+        """Each put is conditional on the document `previous` read (no account lease held)."""
+        before = {p.symbol: p for p in previous}
+        written = 0
+        for p in positions:
+            old = before.get(p.symbol)
+            if old is None or old.qty != p.qty or p == old:
+                continue
+            try:
+                self._call(
+                    "put_item",
+                    Item={
+                        "pk": {"S": "position"},
+                        "sk": {"S": p.symbol},
+                        "as_of": {"S": at.isoformat()},
+                        "doc": {"S": p.model_dump_json()},
+                    },
+                    ConditionExpression="doc = :old",
+                    ExpressionAttributeValues={":old": {"S": old.model_dump_json()}},
+                )
+            except ConditionFailed:
+                continue  # a decision moved it meanwhile: its snapshot is newer
+            written += 1
+        return written
+
     # --- portfolio sync: closed trades, the fills already booked, the account -------------
 
     def record_trade(self, trade: ClosedTrade) -> bool:

@@ -84,6 +84,21 @@ class InMemoryStateStore(InMemoryRiskState):
     def positions(self) -> list[Position]:
         return sorted(self._positions.values(), key=lambda p: p.symbol)
 
+    def refresh_marks(
+        self, positions: list[Position], previous: list[Position], at: datetime
+    ) -> int:
+        before = {p.symbol: p for p in previous}
+        written = 0
+        with self._lock:
+            for p in positions:
+                old = before.get(p.symbol)
+                if old is None or old.qty != p.qty or p == old:
+                    continue
+                if self._positions.get(p.symbol) == old:
+                    self._positions[p.symbol] = p
+                    written += 1
+        return written
+
     # --- portfolio sync: closed trades, the fills already booked, the account -------------
 
     def record_trade(self, trade: ClosedTrade) -> bool:

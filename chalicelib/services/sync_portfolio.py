@@ -183,9 +183,10 @@ def sync_portfolio(
 
 
 def _sweep(
-    broker: Broker, state: SyncState, now: datetime, seen: set[str]
+    broker: Broker, state: SyncState, now: datetime, seen: set[str], *, record: bool = True
 ) -> tuple[list[FillEvent], int]:
-    """The broker's recent orders: re-record changed ones, collect fills not yet booked."""
+    """The broker's recent orders: re-record changed ones (only count them unless `record`),
+    collect fills not yet booked."""
     rows = state.orders(limit=ORDER_WINDOW)
     recorded = {row["client_order_id"]: row for row in rows}
     alert_of = _alert_ids(rows)
@@ -194,7 +195,8 @@ def _sweep(
     for order in broker.list_orders(status="all", limit=ORDER_WINDOW):
         row = recorded.get(order.client_order_id)
         if row is not None and _fingerprint(row) != _fingerprint(order.model_dump(mode="json")):
-            state.record_order(row["alert_id"], order, now)
+            if record:
+                state.record_order(row["alert_id"], order, now)
             updated += 1
         for o, is_leg in _legs_of(order):
             event = _fill(o, is_leg, alert_of.get(o.client_order_id), now)
@@ -288,9 +290,36 @@ def scheduled_sync(
     force: bool = False,
     wait_s: float = 20.0,
 ) -> dict[str, Any]:
-    """The schedule's pass: skipped outside the session unless `force`; under the lease."""
+    """The schedule's pass: skipped outside the session unless `force`.
+
+    It looks first without the account lease: when nothing is to be booked (no new fill, no
+    order changed, every quantity as the snapshot has it) it only refreshes the marks and
+    the account, and no alert waits for it. Otherwise the full pass runs under the lease."""
     if not force and not in_sync_window(now):
         return {"skipped": "outside the trading session"}
+    quiet = _quiet_pass(broker, state, now)
+    if quiet is not None:
+        return quiet.as_record() | {"leased": False}
     with account_lease(state, "sync", now, wait_s=wait_s, ttl=timedelta(seconds=60)):
         report = sync_portfolio(broker, state, now, notifier=notifier)
-    return report.as_record()
+    return report.as_record() | {"leased": True}
+
+
+def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport | None:
+    """The sweep when it finds nothing to book (marks and account refreshed), else None."""
+    booked, version = state.booked_fills()
+    if version == 0 and not booked:
+        return None  # the baseline pass books
+    fills, updated = _sweep(broker, state, now, set(booked), record=False)
+    if fills or updated:
+        return None
+    account, positions = broker.get_portfolio()
+    previous = state.positions()
+    if _drift(_holdings(previous), positions):
+        return None  # a quantity moved: the full pass says why
+    state.refresh_marks(positions, previous, now)
+    try:
+        state.save_account(account, now)
+    except Exception:  # the P/L view falls back to its own sums
+        log.warning("account snapshot failed", exc_info=True)
+    return SyncReport(positions=tuple(positions), account=account, ran=True)

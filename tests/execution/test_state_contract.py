@@ -229,3 +229,30 @@ def test_account_lock_has_one_holder_until_released_or_expired(make_store):
     assert store.acquire_account_lock("c", NOW + timedelta(seconds=61), ttl)  # b's lease expired
     store.release_account_lock("b")  # b no longer holds it: c keeps it
     assert not store.acquire_account_lock("d", NOW + timedelta(seconds=62), ttl)
+
+
+def test_marks_refresh_only_while_the_snapshot_is_as_read(make_store):
+    """The sweep refreshes marks without the account lease: each write must lose to a
+    decision that changed that position's snapshot after the sweep read it."""
+    store = make_store()
+    held = [
+        Position(symbol="AAPL", qty=10, avg_entry_price=100.0, market_price=101.0),
+        Position(symbol="MSFT", qty=5, avg_entry_price=400.0, market_price=401.0),
+    ]
+    store.replace_positions(held, NOW)
+    read = make_store().positions()
+    # A decision sells MSFT down to 2 after the sweep read the snapshot.
+    moved = Position(symbol="MSFT", qty=2, avg_entry_price=400.0, market_price=402.0)
+    make_store().replace_positions([held[0], moved], NOW + HOUR)
+    marks = [
+        Position(symbol="AAPL", qty=10, avg_entry_price=100.0, market_price=103.5),
+        Position(symbol="MSFT", qty=5, avg_entry_price=400.0, market_price=399.0),
+    ]
+    assert make_store().refresh_marks(marks, read, NOW + HOUR) == 1
+    after = {p.symbol: p for p in store.positions()}
+    assert after["AAPL"].market_price == 103.5  # refreshed
+    assert (after["MSFT"].qty, after["MSFT"].market_price) == (2, 402.0)  # the decision's
+    # A quantity the sweep sees changed is never written by a marks refresh.
+    changed = [Position(symbol="AAPL", qty=7, avg_entry_price=100.0, market_price=104.0)]
+    assert make_store().refresh_marks(changed, store.positions(), NOW + HOUR) == 0
+    assert {p.symbol: p.qty for p in store.positions()} == {"AAPL": 10, "MSFT": 2}

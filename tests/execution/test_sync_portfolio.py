@@ -3,13 +3,14 @@ statuses refreshed, positions replaced, drift flagged and never acted on."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib.adapters.memory_state import InMemoryStateStore
 from chalicelib.domain import ExitReason, OrderIntent, OrderType, Side
 from chalicelib.rules.market_calendar import trading_date
+from chalicelib.services.account_lease import AccountBusy
 from chalicelib.services.sync_portfolio import in_sync_window, scheduled_sync, sync_portfolio
 from tests.execution.fake_broker import FakeBroker
 
@@ -100,3 +101,36 @@ def test_the_schedule_skips_outside_the_session_and_runs_inside_it():
     assert in_sync_window(NOW)
     assert scheduled_sync(broker, state, NOW)["baseline"] is True
     assert scheduled_sync(broker, state, night, force=True)["baseline"] is False
+
+
+class MarkedBroker(FakeBroker):
+    """The fake with marks on its positions (a moving market)."""
+
+    mark = 101.0
+
+    def get_positions(self):
+        return [p.model_copy(update={"market_price": self.mark}) for p in super().get_positions()]
+
+
+def test_a_sweep_with_nothing_to_book_needs_no_account_lease_and_still_moves_the_marks():
+    """The schedule's sweep only takes the lease when it books: a decision holding the
+    account never waits for a sweep that has nothing to do."""
+    broker, state = MarkedBroker(), InMemoryStateStore()
+    state.record_order("A1", bracket_long(broker), NOW)
+    assert scheduled_sync(broker, state, NOW)["leased"] is True  # the baseline books
+    assert state.acquire_account_lock("alert-B", NOW, timedelta(minutes=5))  # a decision
+
+    broker.mark = 104.0
+    quiet = scheduled_sync(broker, state, NOW, wait_s=0)
+    assert quiet["leased"] is False and quiet["trades"] == []
+    assert state.positions()[0].market_price == 104.0
+
+    stop = next(o for o in broker.working_exits("AAPL") if o.order_type is OrderType.STOP)
+    broker.fill(stop.broker_order_id, 94.0)  # now there is a fill to book: it waits its turn
+    with pytest.raises(AccountBusy):
+        scheduled_sync(broker, state, NOW, wait_s=0)
+    assert state.positions()[0].qty == 10  # nothing booked without the lease
+    state.release_account_lock("alert-B")
+    booked = scheduled_sync(broker, state, NOW, wait_s=0)
+    assert booked["leased"] is True and len(booked["trades"]) == 1
+    assert state.positions() == []

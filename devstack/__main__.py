@@ -34,9 +34,9 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start_worker(env: dict[str, str], module: str = "devstack.worker") -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "devstack.worker"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
@@ -44,11 +44,11 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
     assert worker.stderr is not None
     for raw in worker.stderr:
-        if b"worker ready" in raw:
+        if b" ready" in raw and raw.startswith(b"{"):
             break
         sys.stderr.buffer.write(raw)
     else:
-        raise RuntimeError(f"the worker exited with {worker.wait()}")
+        raise RuntimeError(f"{module} exited with {worker.wait()}")
 
     def relay() -> None:
         assert worker.stderr is not None
@@ -61,18 +61,23 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 class WorkerSupervisor(threading.Thread):
-    """Keeps one worker process running: one that exits while the stack runs is restarted
-    after 1 s, then 2, 4 … up to 30 s while it keeps dying (back to 1 s once it has run
-    for a minute). Before a restart the dead worker's account lease is voided, since no
-    other worker exists to hold it."""
+    """Keeps one process of the stack running — the worker (`devstack.worker`, the queue
+    consumers) or the schedules (`devstack.schedules`): one that exits while the stack runs
+    is restarted after 1 s, then 2, 4 … up to 30 s while it keeps dying (back to 1 s once it
+    has run for a minute). Before a restart the account lease is voided if the dead process
+    held it (no one else can release it before its TTL)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(name="worker-supervisor", daemon=True)
+    def __init__(
+        self, env: dict[str, str], module: str = "devstack.worker", label: str = "worker"
+    ) -> None:
+        super().__init__(name=f"{label}-supervisor", daemon=True)
         self._env = env
+        self._module = module
+        self._label = label
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self.restarts = 0
-        self.worker = _start_worker(env)
+        self.worker = _start_worker(env, module)
         self._up_since = time.monotonic()
 
     def run(self) -> None:
@@ -84,23 +89,23 @@ class WorkerSupervisor(threading.Thread):
             if time.monotonic() - self._up_since > 60:
                 delay = 1.0
             how = f"signal {-code}" if code < 0 else f"code {code}"
-            _say(f"[supervisor] the worker exited ({how}); restarting it in {delay:g} s")
+            _say(f"[supervisor] the {self._label} exited ({how}); restarting it in {delay:g} s")
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, 30.0)
             try:
-                void_account_lease(self._env)
+                void_account_lease(self._env, pid=self.worker.pid)
                 with self._lock:
                     if self._stopping.is_set():
                         return
-                    self.worker = _start_worker(self._env)
+                    self.worker = _start_worker(self._env, self._module)
             except Exception as exc:  # e.g. it died again while starting: back off, retry
-                _say(f"[supervisor] the worker did not start: {exc}")
+                _say(f"[supervisor] the {self._label} did not start: {exc}")
                 code = 1
                 continue
             self._up_since = time.monotonic()
             self.restarts += 1
-            _say(f"[supervisor] worker restarted (pid {self.worker.pid})")
+            _say(f"[supervisor] {self._label} restarted (pid {self.worker.pid})")
             code = self.worker.wait()
 
     def stop(self) -> None:
@@ -161,7 +166,7 @@ def main() -> int:
     # issue 13: locally the daily reports are plain files under ./reports/ (README, Reports).
     os.environ.pop("FLOWTRADER_REPORTS_BUCKET", None)
     os.environ.setdefault("FLOWTRADER_REPORTS_DIR", str(Path("reports").resolve()))
-    supervisor = None
+    supervisors: list[WorkerSupervisor] = []
     if saver is not None:
         saver.start()
     try:
@@ -177,8 +182,12 @@ def main() -> int:
             f"in {restored.get('seconds', 0)} s; {requeued} undecided alert(s) queued again"
         )
         if os.environ.get("FLOWTRADER_LOCAL_WORKER", "1") != "0":
-            supervisor = WorkerSupervisor(dict(os.environ))
-            supervisor.start()
+            supervisors = [
+                WorkerSupervisor(dict(os.environ)),
+                WorkerSupervisor(dict(os.environ), "devstack.schedules", "schedules"),
+            ]
+            for supervisor in supervisors:
+                supervisor.start()
         else:
             _say("worker disabled (FLOWTRADER_LOCAL_WORKER=0): alerts stay queued")
 
@@ -196,7 +205,7 @@ def main() -> int:
         server.server.serve_forever(poll_interval=0.2)
         server.server.server_close()
     finally:
-        if supervisor is not None:
+        for supervisor in supervisors:  # the consumers first: a decision finishes its alert
             supervisor.stop()
         if saver is not None:
             saver.stop()

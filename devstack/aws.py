@@ -4,6 +4,7 @@ the local stack kept across restarts under a data directory (devstack.moto_serve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -237,12 +238,26 @@ def requeue_undecided(env: dict[str, str]) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def void_account_lease(env: dict[str, str]) -> None:
-    """Drop the account lease: called only when no worker of this stack is alive, so any
-    holder is a process that died mid-decision (it would block others for the lease's TTL).
-    """
+def void_account_lease(env: dict[str, str], pid: int | None = None) -> None:
+    """Drop the account lease a dead process held (it would block the others for the
+    lease's TTL): any holder when no process of this stack is alive (`pid` None, at start),
+    else only a lease process `pid` held (holders name their process: account_lease)."""
     from chalicelib.adapters.dynamodb_state import ACCOUNT_LOCK_KEY
 
-    aws_client("dynamodb", env["AWS_ENDPOINT_URL"]).delete_item(
-        TableName=env["FLOWTRADER_STATE_TABLE"], Key=ACCOUNT_LOCK_KEY
-    )
+    db = aws_client("dynamodb", env["AWS_ENDPOINT_URL"])
+    table = env["FLOWTRADER_STATE_TABLE"]
+    if pid is None:
+        db.delete_item(TableName=table, Key=ACCOUNT_LOCK_KEY)
+        return
+    held = db.get_item(TableName=table, Key=ACCOUNT_LOCK_KEY, ConsistentRead=True).get("Item")
+    holder = held["holder"]["S"] if held else ""
+    if holder.rpartition("#")[2].split(".")[0] != str(pid):
+        return
+    # It may have expired and gone to another process meanwhile: then it is not void.
+    with contextlib.suppress(db.exceptions.ConditionalCheckFailedException):
+        db.delete_item(
+            TableName=table,
+            Key=ACCOUNT_LOCK_KEY,
+            ConditionExpression="holder = :h",
+            ExpressionAttributeValues={":h": {"S": holder}},
+        )

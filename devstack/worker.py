@@ -214,9 +214,14 @@ def flow_scan_job(c: Any) -> Callable[[], Any]:
     return scan
 
 
-def main() -> int:
-    """The worker process of the local stack: the queue consumers, the sweeper, the
-    notification tap and the heartbeat, configured from the environment the stack hands it."""
+def main(role: str = "consumers") -> int:
+    """A process of the local stack, configured from the environment the stack hands it.
+
+    `consumers` (`python -m devstack.worker`): the queue consumers, the heartbeat and the
+    notification tap — the SQS Lambda. `schedules` (`python -m devstack.schedules`): every
+    scheduled job — the sweeper, the portfolio sync, the price poll, day type, flow scan,
+    notes, reports, the IBKR keep-alive — each a Lambda of its own in AWS. Two processes, as
+    in AWS, so a schedule's work never holds the interpreter a decision needs."""
     import signal
     import sys
 
@@ -226,16 +231,77 @@ def main() -> int:
 
     import app as app_module
     from chalicelib import bootstrap
-    from chalicelib.domain import utc_now
-    from chalicelib.services.ingest_alert import requeue_pending
-    from chalicelib.services.sync_portfolio import scheduled_sync
-    from devstack.notifications import NotificationTap
-    from devstack.reports_and_alerts import local_jobs as local_report_jobs
 
     c = bootstrap.container()
+    heartbeat: Heartbeat | None = None
+    if role == "consumers":
+        concurrency, batch_size = lambda_concurrency(app_module.app)
+        consumers = consumer_threads(c, app_module, concurrency, batch_size)
+        heartbeat = Heartbeat(c.settings.state_table, consumers)
+        threads: list[Any] = [
+            *consumers,
+            Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
+            notification_tap(c),
+        ]
+        ready: dict[str, Any] = {"consumers": concurrency, "batch_size": batch_size}
+    else:
+        threads = schedule_threads(c, app_module)
+        ready = {"schedules": [t.name for t in threads]}
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    for thread in threads:
+        thread.start()
+    if heartbeat is not None:
+        heartbeat.beat()
+    print(json.dumps({f"{role} ready": ready}), file=sys.stderr, flush=True)
+    parent = os.getppid()
+    while not stopping.wait(1.0):
+        if os.getppid() != parent:  # the stack was killed without stopping us
+            break
+    for thread in threads:
+        thread.stop()
+    for thread in threads:
+        thread.join(timeout=5)
+    if heartbeat is not None:
+        try:
+            heartbeat.clear()  # stopped on purpose: no stale heartbeat for health to report
+        except Exception:
+            log.warning("could not clear the worker heartbeat", exc_info=True)
+    return 0
+
+
+def consumer_threads(
+    c: Any, app_module: Any, concurrency: int, batch_size: int
+) -> list[QueueWorker]:
+    return [
+        QueueWorker(
+            c.settings.queue_url,
+            app_module.process_alerts,
+            batch_size=batch_size,
+            visibility_s=VISIBILITY_S,
+            name=f"queue-worker-{i + 1}",
+        )
+        for i in range(concurrency)
+    ]
+
+
+def notification_tap(c: Any) -> Any:
+    from devstack.notifications import NotificationTap
 
     def show_notification(subject: str, message: str) -> None:
         print(f"[notification] {subject}: {message}", flush=True)
+
+    return NotificationTap(c.settings.topic_arn, show_notification)
+
+
+def schedule_threads(c: Any, app_module: Any) -> list[Every]:
+    """The app's schedules at their local cadences."""
+    from chalicelib import bootstrap
+    from chalicelib.domain import utc_now
+    from chalicelib.services.ingest_alert import requeue_pending
+    from chalicelib.services.sync_portfolio import scheduled_sync
+    from devstack.reports_and_alerts import local_jobs as local_report_jobs
 
     def sweep() -> None:
         depth = c.alert_queue.depth()  # first: see requeue_pending
@@ -267,23 +333,9 @@ def main() -> int:
         if result.get("filled") or result.get("canceled"):
             log.info("price poll: %s", json.dumps(result, default=str))
 
-    concurrency, batch_size = lambda_concurrency(app_module.app)
-    consumers = [
-        QueueWorker(
-            c.settings.queue_url,
-            app_module.process_alerts,
-            batch_size=batch_size,
-            visibility_s=VISIBILITY_S,
-            name=f"queue-worker-{i + 1}",
-        )
-        for i in range(concurrency)
-    ]
-    heartbeat = Heartbeat(c.settings.state_table, consumers)
-    threads: list[QueueWorker | Every | NotificationTap] = [
-        *consumers,
+    return [
         Every(15.0, sweep, "sweeper"),
         Every(SYNC_EVERY_S, sync_portfolio, "portfolio-sync"),
-        Every(HEARTBEAT_EVERY_S, heartbeat.beat, "heartbeat"),
         # --- price poll and replay (issue 11): its local schedules go below ---
         Every(c.settings.price_poll_s, price_poll, "price-poll"),
         #
@@ -309,33 +361,7 @@ def main() -> int:
             if bootstrap.uses_ibkr(c.settings)
             else []
         ),
-        #
-        NotificationTap(c.settings.topic_arn, show_notification),
     ]
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    for thread in threads:
-        thread.start()
-    heartbeat.beat()
-    print(
-        json.dumps({"worker ready": {"consumers": concurrency, "batch_size": batch_size}}),
-        file=sys.stderr,
-        flush=True,
-    )
-    parent = os.getppid()
-    while not stopping.wait(1.0):
-        if os.getppid() != parent:  # the stack was killed without stopping us
-            break
-    for thread in threads:
-        thread.stop()
-    for thread in threads:
-        thread.join(timeout=5)
-    try:
-        heartbeat.clear()  # stopped on purpose: no stale heartbeat for health to report
-    except Exception:
-        log.warning("could not clear the worker heartbeat", exc_info=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ account to recording the result makes both safe; a crashed holder blocks only un
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -43,7 +44,9 @@ def account_lease(
     if not neighbours.acquire(timeout=wait_s):
         raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
     try:
-        holder = f"{who}#{uuid.uuid4().hex[:12]}"  # per call: duplicate deliveries queue too
+        # Per call (duplicate deliveries queue too), and naming the process, so the local
+        # stack can void the lease of a process that died holding it, and only that one.
+        holder = f"{who}#{os.getpid()}.{uuid.uuid4().hex[:12]}"
         delay = 0.005
         while not lock.acquire_account_lock(
             holder, now + timedelta(seconds=time.monotonic() - started), ttl

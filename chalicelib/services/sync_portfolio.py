@@ -145,7 +145,8 @@ def sync_portfolio(
     booked, version = state.booked_fills()
     seen = set(booked)
     if changed is None:
-        fills, updated = _sweep(broker, state, now, seen)
+        fills, stale = _sweep(broker, state, now, seen)
+        updated = _rerecord(state, stale, now)
     else:
         fills, updated = _targeted(broker, state, now, seen, changed)
 
@@ -183,26 +184,30 @@ def sync_portfolio(
 
 
 def _sweep(
-    broker: Broker, state: SyncState, now: datetime, seen: set[str], *, record: bool = True
-) -> tuple[list[FillEvent], int]:
-    """The broker's recent orders: re-record changed ones (only count them unless `record`),
-    collect fills not yet booked."""
+    broker: Broker, state: SyncState, now: datetime, seen: set[str]
+) -> tuple[list[FillEvent], list[tuple[str, Order]]]:
+    """The broker's recent orders: the fills not yet booked, and the recorded orders whose
+    status or legs changed at the broker (alert id, order as the broker has it)."""
     rows = state.orders(limit=ORDER_WINDOW)
     recorded = {row["client_order_id"]: row for row in rows}
     alert_of = _alert_ids(rows)
-    updated = 0
+    stale: list[tuple[str, Order]] = []
     fills: list[FillEvent] = []
     for order in broker.list_orders(status="all", limit=ORDER_WINDOW):
         row = recorded.get(order.client_order_id)
         if row is not None and _fingerprint(row) != _fingerprint(order.model_dump(mode="json")):
-            if record:
-                state.record_order(row["alert_id"], order, now)
-            updated += 1
+            stale.append((row["alert_id"], order))
         for o, is_leg in _legs_of(order):
             event = _fill(o, is_leg, alert_of.get(o.client_order_id), now)
             if event is not None and event.key not in seen:
                 fills.append(event)
-    return fills, updated
+    return fills, stale
+
+
+def _rerecord(state: SyncState, stale: list[tuple[str, Order]], now: datetime) -> int:
+    for alert_id, order in stale:
+        state.record_order(alert_id, order, now)
+    return len(stale)
 
 
 def _targeted(
@@ -292,9 +297,9 @@ def scheduled_sync(
 ) -> dict[str, Any]:
     """The schedule's pass: skipped outside the session unless `force`.
 
-    It looks first without the account lease: when nothing is to be booked (no new fill, no
-    order changed, every quantity as the snapshot has it) it only refreshes the marks and
-    the account, and no alert waits for it. Otherwise the full pass runs under the lease."""
+    It looks first without the account lease: when nothing is to be booked (no new fill,
+    every quantity as the snapshot has it) it only refreshes order statuses, marks and the
+    account, and no alert waits for it. Otherwise the full pass runs under the lease."""
     if not force and not in_sync_window(now):
         return {"skipped": "outside the trading session"}
     quiet = _quiet_pass(broker, state, now)
@@ -306,20 +311,25 @@ def scheduled_sync(
 
 
 def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport | None:
-    """The sweep when it finds nothing to book (marks and account refreshed), else None."""
+    """The sweep when it finds nothing to book, else None.
+
+    Without the lease it refreshes what no decision reads: order statuses (a canceled leg)
+    are re-recorded from the broker, and the marks and the account. A write of it that
+    races a decision can only leave a status a sweep old; the next sweep puts it right."""
     booked, version = state.booked_fills()
     if version == 0 and not booked:
         return None  # the baseline pass books
-    fills, updated = _sweep(broker, state, now, set(booked), record=False)
-    if fills or updated:
+    fills, stale = _sweep(broker, state, now, set(booked))
+    if fills:
         return None
     account, positions = broker.get_portfolio()
     previous = state.positions()
     if _drift(_holdings(previous), positions):
         return None  # a quantity moved: the full pass says why
+    updated = _rerecord(state, stale, now)
     state.refresh_marks(positions, previous, now)
     try:
         state.save_account(account, now)
     except Exception:  # the P/L view falls back to its own sums
         log.warning("account snapshot failed", exc_info=True)
-    return SyncReport(positions=tuple(positions), account=account, ran=True)
+    return SyncReport(positions=tuple(positions), account=account, orders_updated=updated, ran=True)

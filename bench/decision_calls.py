@@ -60,7 +60,9 @@ def _what(params: dict[str, Any]) -> str:
     if "TransactItems" in params:
         return " + ".join(_what(next(iter(t.values()))) for t in params["TransactItems"])
     if "RequestItems" in params:
-        return f"{sum(len(v) if isinstance(v, list) else len(v.get('Keys', [])) for v in params['RequestItems'].values())} items"
+        asked = params["RequestItems"].values()
+        count = sum(len(v) if isinstance(v, list) else len(v.get("Keys", [])) for v in asked)
+        return f"{count} items"
     values = [str(next(iter(v.values()))) for v in key.values() if isinstance(v, dict)][:2]
     return " ".join(values)[:70]
 
@@ -99,8 +101,8 @@ def main() -> None:
         try:
             os.environ.update(aws.env())
             os.environ.update(
-                FLOWTRADER_WEBHOOK_PASSPHRASE="bench",
-                FLOWTRADER_API_TOKEN="bench",
+                FLOWTRADER_WEBHOOK_PASSPHRASE="bench",  # noqa: S106 - a throwaway stack
+                FLOWTRADER_API_TOKEN="bench",  # noqa: S106
                 FLOWTRADER_MAX_TRADES_PER_HOUR="0",
                 FLOWTRADER_MAX_DAILY_LOSS_USD="0",
                 FLOWTRADER_MAX_OPEN_POSITIONS="0",
@@ -119,8 +121,9 @@ def run(n: int) -> None:
 
     _label_stages()
     c = bootstrap.container()
-    from app import app
     from chalice.test import Client
+
+    from app import app
 
     ids = []
     with Client(app) as http:
@@ -146,6 +149,27 @@ def run(n: int) -> None:
     print("  the last decision's calls:")
     for line in trace:
         print("   ", line)
+    sweep(c)
+
+
+def sweep(c: Any) -> None:
+    """One full sweep of the portfolio sync (as under the lease) and one quiet look."""
+    from chalicelib.domain import utc_now
+    from chalicelib.services import sync_portfolio as sync
+
+    for label, run_pass in (
+        ("full sweep", lambda: sync.sync_portfolio(c.broker, c.state_store, utc_now())),
+        ("quiet look", lambda: sync._quiet_pass(c.broker, c.state_store, utc_now())),
+    ):
+        calls.clear()
+        spent.clear()
+        started = time.perf_counter()
+        _stage.name = label
+        run_pass()
+        _stage.name = "outside"
+        took = (time.perf_counter() - started) * 1000
+        ops = ", ".join(f"{op} {count}" for (_, op), count in sorted(calls.items()))
+        print(f"  {label}: {took:.0f} ms, {sum(calls.values())} calls ({ops})")
 
 
 def _record(body: str, i: int) -> dict[str, Any]:

@@ -207,6 +207,10 @@ class AccountLock(Protocol):
         """Give the lease back; a lease another holder took after expiry is left alone."""
         ...
 
+    def account_lock_held(self, now: datetime) -> bool:
+        """Whether someone holds an unexpired lease at `now` (a look, not a claim)."""
+        ...
+
 
 @runtime_checkable
 class RiskState(Protocol):

@@ -20,17 +20,30 @@ moto 5.2.5 applies an UpdateItem as read, modify, write without a lock, so two c
 applies each single-item write atomically (the alert router's burst counter relies on it).
 The patch runs UpdateItem under the same lock as transactions.
 
+moto 5.2.5 writes every answer by walking the operation's output shape in botocore's model,
+member by member: for a DynamoDB item that is every attribute against the fifteen members
+of `AttributeValue`, about a millisecond per item, so a sweep that reads 200 orders held
+moto's interpreter for half a second and every decision waiting on it. A data-plane answer
+(`DynamoResult`: GetItem, Query, BatchGetItem …) is already DynamoDB's wire JSON, so the
+patch writes it with `json.dumps` — keeping only the output shape's top-level members, binary
+values base64-encoded as moto does — and leaves anything else (a datetime: the control
+plane) to moto. `VERIFY = True` makes every answer be written both ways and compared
+(tests/devstack/test_moto_fidelity.py).
+
 Applied by the embedded AWS (devstack.aws) in-process and in `python -m devstack.moto_server`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import inspect
+import json
 import threading
 from typing import Any
 
 _applied = False
+VERIFY = False  # write every DynamoDB data-plane answer both ways and compare them
 _lock = threading.RLock()
 _querying = threading.local()  # (table, hash key) while a base-table Query runs
 
@@ -102,6 +115,7 @@ def apply() -> None:
 
     models.DynamoDBBackend.update_item = atomic_update_item
     _query_reads_its_partition(Table)
+    _answers_as_json()
     _applied = True
 
 
@@ -131,3 +145,40 @@ def _query_reads_its_partition(table_type: Any) -> None:
 
     table_type.all_items = partition_items
     table_type.query = partition_query
+
+
+def _binary(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)  # e.g. a datetime: moto's serializer writes it
+
+
+def _answers_as_json() -> None:
+    from moto.dynamodb.responses import DynamoResult
+
+    shaped = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        result = self.result
+        if not isinstance(result, dict):
+            return shaped(self, context)
+        members = context.operation_model.output_shape.members
+        try:
+            body = json.dumps({k: v for k, v in result.items() if k in members}, default=_binary)
+        except TypeError:
+            return shaped(self, context)
+        answer = (200, {"Content-Type": "application/x-amz-json-1.0"}, body)
+        if VERIFY:
+            status, headers, expected = shaped(self, context)
+            if (status, dict(headers), json.loads(expected)) != (
+                answer[0],
+                answer[1],
+                json.loads(body),
+            ):
+                raise AssertionError(
+                    f"{context.operation_model.name}: moto wrote {status} {dict(headers)} "
+                    f"{expected[:300]!r}, the fast path {body[:300]!r}"
+                )
+        return answer
+
+    DynamoResult.execute_result = execute_result

@@ -126,6 +126,10 @@ class DynamoStateStore:
                 ExpressionAttributeValues={":me": {"S": holder}},
             )
 
+    def account_lock_held(self, now: datetime) -> bool:
+        got = self._call("get_item", Key=ACCOUNT_LOCK_KEY, ConsistentRead=True).get("Item")
+        return got is not None and int(got["until_ms"]["N"]) >= _ms(now)
+
     # --- cooldown slots --------------------------------------------------------------
 
     def _live_claims(self, symbol: str | None, start_ms: int) -> list[dict[str, Any]]:

@@ -40,6 +40,10 @@ class InMemoryStateStore(InMemoryRiskState):
             if self._account_lock is not None and self._account_lock[0] == holder:
                 self._account_lock = None
 
+    def account_lock_held(self, now: datetime) -> bool:
+        current = self._account_lock
+        return current is not None and current[1] >= now
+
     def append_journal(
         self, alert_id: str, event: str, data: dict[str, Any], at: datetime, seq: int = 0
     ) -> None:

@@ -24,6 +24,7 @@ positions it reports).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ORDER_WINDOW = 200  # recent broker orders read per pass; a minute's fills fit many times over
 MAX_BOOKED = 2_000  # fill keys remembered; older fills are outside ORDER_WINDOW anyway
+SETTLE_LOOKS = 3  # looks again while a decision holds the lease, then the full pass
 SYNC_JOURNAL = "portfolio"  # journal id prefix for events that belong to no alert
 
 
@@ -294,20 +296,44 @@ def scheduled_sync(
     notifier: Notifier | None = None,
     force: bool = False,
     wait_s: float = 20.0,
+    settle_s: float = 1.0,
 ) -> dict[str, Any]:
     """The schedule's pass: skipped outside the session unless `force`.
 
     It looks first without the account lease: when nothing is to be booked (no new fill,
     every quantity as the snapshot has it) it only refreshes order statuses, marks and the
-    account, and no alert waits for it. Otherwise the full pass runs under the lease."""
+    account, and no alert waits for it. A decision between its order and its booking shows
+    for a moment as a fill to book or a moved quantity: while the lease is held, the sweep
+    waits (up to `settle_s`) for it to be free and looks again. What is still there then
+    is real, and the full pass runs under the lease."""
     if not force and not in_sync_window(now):
         return {"skipped": "outside the trading session"}
     quiet = _quiet_pass(broker, state, now)
+    for _ in range(SETTLE_LOOKS):
+        if quiet is not None or not _settled(state, now, settle_s):
+            break
+        quiet = _quiet_pass(broker, state, now)
     if quiet is not None:
         return quiet.as_record() | {"leased": False}
     with account_lease(state, "sync", now, wait_s=wait_s, ttl=timedelta(seconds=60)):
         report = sync_portfolio(broker, state, now, notifier=notifier)
     return report.as_record() | {"leased": True}
+
+
+def _settled(state: LeasedState, now: datetime, settle_s: float) -> bool:
+    """Wait up to `settle_s` for the lease to be free; True if it was held when first looked
+    at (the findings may be a decision in flight: look again), False if it was free. Expiry
+    is judged on `now` advanced by the time waited, as the lease itself does."""
+    started = time.monotonic()
+
+    def held() -> bool:
+        return state.account_lock_held(now + timedelta(seconds=time.monotonic() - started))
+
+    if not settle_s or not held():
+        return False
+    while time.monotonic() - started < settle_s and held():
+        time.sleep(0.02)
+    return True
 
 
 def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport | None:
@@ -321,11 +347,13 @@ def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport |
         return None  # the baseline pass books
     fills, stale = _sweep(broker, state, now, set(booked))
     if fills:
+        log.info("sync: %d fill(s) to book: %s", len(fills), [f.key for f in fills][:5])
         return None
     account, positions = broker.get_portfolio()
     previous = state.positions()
-    if _drift(_holdings(previous), positions):
-        return None  # a quantity moved: the full pass says why
+    if moved := _drift(_holdings(previous), positions):
+        log.info("sync: quantities moved: %s", moved[:5])
+        return None  # the full pass says why
     updated = _rerecord(state, stale, now)
     state.refresh_marks(positions, previous, now)
     try:

@@ -168,7 +168,8 @@ def test_a_market_bracket_fills_in_the_one_write_that_places_it(counted):
     order = broker.place_order(bracket("ft-once"))
     writes = {op: n for op, n in calls.items() if op not in (*READS, "items read")}
     assert writes == {"TransactWriteItems": 1}, calls
-    assert order.status is OrderStatus.FILLED and order.filled_avg_price == 100.0
+    assert order.status is OrderStatus.FILLED
+    assert order.filled_avg_price == 100.0
     assert [leg.status for leg in order.legs] == [OrderStatus.NEW, OrderStatus.NEW]
     assert broker.get_positions()[0].qty == 1
     assert broker.get_account().cash == pytest.approx(100_000.0 - 100.0)

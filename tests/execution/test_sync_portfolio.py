@@ -99,8 +99,8 @@ def test_the_schedule_skips_outside_the_session_and_runs_inside_it():
     assert not in_sync_window(night)
     assert scheduled_sync(broker, state, night) == {"skipped": "outside the trading session"}
     assert in_sync_window(NOW)
-    assert scheduled_sync(broker, state, NOW)["baseline"] is True
-    assert scheduled_sync(broker, state, night, force=True)["baseline"] is False
+    assert scheduled_sync(broker, state, NOW, settle_s=0)["baseline"] is True
+    assert scheduled_sync(broker, state, night, force=True, settle_s=0)["baseline"] is False
 
 
 class MarkedBroker(FakeBroker):
@@ -117,20 +117,50 @@ def test_a_sweep_with_nothing_to_book_needs_no_account_lease_and_still_moves_the
     account never waits for a sweep that has nothing to do."""
     broker, state = MarkedBroker(), InMemoryStateStore()
     state.record_order("A1", bracket_long(broker), NOW)
-    assert scheduled_sync(broker, state, NOW)["leased"] is True  # the baseline books
+    assert scheduled_sync(broker, state, NOW, settle_s=0)["leased"] is True  # the baseline
     assert state.acquire_account_lock("alert-B", NOW, timedelta(minutes=5))  # a decision
 
     broker.mark = 104.0
-    quiet = scheduled_sync(broker, state, NOW, wait_s=0)
-    assert quiet["leased"] is False and quiet["trades"] == []
+    quiet = scheduled_sync(broker, state, NOW, wait_s=0, settle_s=0)
+    assert quiet["leased"] is False
+    assert quiet["trades"] == []
     assert state.positions()[0].market_price == 104.0
 
     stop = next(o for o in broker.working_exits("AAPL") if o.order_type is OrderType.STOP)
     broker.fill(stop.broker_order_id, 94.0)  # now there is a fill to book: it waits its turn
     with pytest.raises(AccountBusy):
-        scheduled_sync(broker, state, NOW, wait_s=0)
+        scheduled_sync(broker, state, NOW, wait_s=0, settle_s=0)
     assert state.positions()[0].qty == 10  # nothing booked without the lease
     state.release_account_lock("alert-B")
-    booked = scheduled_sync(broker, state, NOW, wait_s=0)
-    assert booked["leased"] is True and len(booked["trades"]) == 1
+    booked = scheduled_sync(broker, state, NOW, wait_s=0, settle_s=0)
+    assert booked["leased"] is True
+    assert len(booked["trades"]) == 1
     assert state.positions() == []
+
+
+class InFlightBroker(MarkedBroker):
+    """Shows a decision's fill before its worker booked it: the first read has 5 more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_portfolio(self):
+        self.reads += 1
+        account, positions = super().get_portfolio()
+        if self.reads == 1:  # the quiet pass's first look, mid-decision
+            positions = [p.model_copy(update={"qty": p.qty + 5}) for p in positions]
+        return account, positions
+
+
+def test_a_quantity_a_decision_is_still_booking_is_looked_at_again_before_taking_the_lease():
+    broker, state = InFlightBroker(), InMemoryStateStore()
+    state.record_order("A1", bracket_long(broker), NOW)
+    scheduled_sync(broker, state, NOW, settle_s=0)  # the baseline (first read)
+    assert state.acquire_account_lock("alert-B", NOW, timedelta(minutes=5))  # the decision
+
+    result = scheduled_sync(broker, state, NOW, wait_s=0, settle_s=0.01)
+
+    assert result["leased"] is False  # gone on the second look: no lease, no drift
+    assert result["drift"] == []
+    assert state.positions()[0].qty == 10

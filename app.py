@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 from typing import Any
 
 from chalice import Chalice, Cron, Rate, Response
@@ -113,7 +114,14 @@ def health() -> Response:
     return _json(200 if report["ready"] else 503, report)
 
 
-@app.on_sqs_message(queue="flowtrader-alerts", batch_size=1, maximum_concurrency=2)
+# A batch of up to 10: alerts that arrive together are decided in rank order (issue 12);
+# FLOWTRADER_RANK_WINDOW_S (read here, when the app is packaged) lets SQS gather them.
+@app.on_sqs_message(
+    queue="flowtrader-alerts",
+    batch_size=10,
+    maximum_batching_window_in_seconds=int(os.environ.get("FLOWTRADER_RANK_WINDOW_S", "0")),
+    maximum_concurrency=2,
+)
 def process_alerts(event: Any) -> dict[str, Any]:
     """Process a batch of queued alerts; failed records are reported for redelivery."""
     from chalicelib.services.queue_worker import handle_batch

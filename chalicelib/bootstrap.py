@@ -8,6 +8,7 @@ cold start pays only for what the invoked handler touches.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from chalicelib.rules.flow_highlights import ScanRules  # flow (issue 12)
     from chalicelib.rules.gate import RiskLimits
     from chalicelib.rules.orders import OrderRules
+    from chalicelib.rules.rank_model import RankModel
     from chalicelib.services.alerting import RoutingNotifier
     from chalicelib.services.context import ContextSources
     from chalicelib.services.process_alert import Execution
@@ -88,6 +90,9 @@ def order_rules(settings: Settings) -> OrderRules:
         max_position_notional_usd=settings.max_position_notional_usd,
         choppy_size_scale=settings.choppy_size_scale,
     )
+
+
+log = logging.getLogger(__name__)
 
 
 class Container:
@@ -248,6 +253,24 @@ class Container:
             notifier=self.notifier,
             context=self.context_sources,
         )
+
+    @cached_property
+    def rank_model(self) -> RankModel | None:
+        """The batch ranking's model (settings.rank_model_file), or None: rank by score. A
+        file that does not load is logged and ignored (ranking never stops a decision)."""
+        path = self.settings.rank_model_file
+        if not path:
+            return None
+        import json
+
+        from chalicelib.rules.rank_model import RankModel, RankModelError
+
+        try:
+            with open(path, encoding="utf-8") as file:
+                return RankModel.from_dict(json.load(file))
+        except (OSError, ValueError, RankModelError) as exc:
+            log.error("rank model %s not used (ranking by score): %s", path, exc)
+            return None
 
     @property
     def context_sources(self) -> ContextSources:

@@ -352,6 +352,20 @@ class Settings(BaseSettings):
         description="Deny entries whose setup score (GPT or deterministic) is below this "
         "(0-100; 0: off). Closes are never denied.",
     )
+    rank_model_file: str = Field(
+        "",
+        description="A model.json from `python -m backtest rank-train`: alerts that arrive "
+        "together (one queue batch) are ranked by its P(winner) for the cooldown's slots; "
+        "empty: by their setup score.",
+    )
+    rank_window_s: int = Field(
+        0,
+        ge=0,
+        le=300,
+        description="The queue's batching window (seconds, read when the app is packaged): "
+        "alerts arriving within it reach the worker as one batch and compete by rank; 0: "
+        "no wait (a batch is what is waiting when the worker polls).",
+    )
     note_symbols: str = Field(
         "SPY,QQQ", description="Comma-separated symbols the pre-market note covers."
     )

@@ -34,6 +34,7 @@ from chalicelib.ports import (
 )
 from chalicelib.rules.gate import Gate
 from chalicelib.rules.orders import OrderRules, Protection, client_order_id, protection_of
+from chalicelib.rules.ranking import Standing
 from chalicelib.services.context import ContextSources
 from chalicelib.services.notify import Notice, order_error, send
 from chalicelib.services.sync_portfolio import SyncReport, sync_portfolio
@@ -160,6 +161,7 @@ class Attempt:
         self.details: dict[str, Any] = {"attempt": attempt, "broker": ex.broker.name}
         self.stages = Stages(ex.clock, now)
         self.orders: list[Order] = []
+        self.standing: Standing | None = None  # its rank in a batch (rules/ranking.py)
         self._seq = 0  # orders this run's journal events, which share one `now`
         self._events: list[tuple[str, dict[str, Any], datetime, int]] = []
         self._notices: list[Notice] = []

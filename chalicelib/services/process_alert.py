@@ -80,6 +80,7 @@ from chalicelib.services.attempt import (
     Execution,
     Outcome,
 )
+from chalicelib.services.batch_ranking import Prepared
 from chalicelib.services.context import MarketView, gather_context
 from chalicelib.services.notify import (
     order_error,
@@ -125,10 +126,12 @@ def process_alert(
     execution: Execution,
     attempt: int = 1,
     sent_at: datetime | None = None,
+    prepared: Prepared | None = None,
 ) -> Outcome:
     """Process one alert to a recorded outcome. `attempt` is the SQS receive count,
     `sent_at` when the queue got the message (SQS `SentTimestamp`; splits ingress from
-    queue wait in the latency record)."""
+    queue wait in the latency record); `prepared`, the context its batch gathered and its
+    rank among the batch's entries (services/batch_ranking.py)."""
     record = store.claim(
         alert_id,
         AlertStatus.RECEIVED.value,
@@ -149,8 +152,14 @@ def process_alert(
     ex = execution
     try:
         alert = Alert.model_validate(record["alert"])
-        with run.stages.timed("context"):
-            view = gather_context(alert, ex.context, now, clock=ex.clock)
+        if prepared is not None:  # gathered with the rest of its batch, before any decision
+            view = prepared.view
+            run.standing = prepared.standing
+            run.details["rank"] = prepared.standing.as_record()
+            run.journal("rank", run.details["rank"])
+        else:
+            with run.stages.timed("context"):
+                view = gather_context(alert, ex.context, now, clock=ex.clock)
         run.details["context"] = view.as_record()
         run.journal("context", run.details["context"] | view.records)
         with ExitStack() as held:
@@ -287,9 +296,10 @@ def _place(
         verdicts[leg] = result.as_records()
         run.journal("gate", {"leg": leg, "allowed": result.allowed, "verdicts": verdicts[leg]})
         if not result.allowed:
+            reason = result.reason + _outranked(run, result)
             if close is None:
-                return _rejected(run, alert.symbol, result.reason, done)
-            not_opened = result.reason
+                return _rejected(run, alert.symbol, reason, done)
+            not_opened = reason
             break
         if intent.closes_position:
             partial = abs(intent.qty) < abs(held)
@@ -333,6 +343,13 @@ def _place(
         left = abs(held) - close.qty
         run.notify(position_closed(trade, close, remaining=left) if trade else order_update(close))
     return _accepted(run, decision.reason)
+
+
+def _outranked(run: Attempt, result: GateResult) -> str:
+    """A cooldown denial of an entry that better-ranked batch mates came before: say so."""
+    if run.standing is None or not any(v.check == "cooldown" for v in result.denials):
+        return ""
+    return run.standing.outranked_note()
 
 
 def _trade_of(report: SyncReport, close: Order | None) -> ClosedTrade | None:

@@ -14,6 +14,7 @@ per client order id over the alert's life, and one order.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from aws_lambda_powertools.utilities.batch import (
 from chalicelib.domain import AlertStatus, utc_now
 from chalicelib.services.process_alert import CLAIMABLE, AlertFailed, Execution, process_alert
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -34,8 +37,11 @@ if TYPE_CHECKING:
 
 
 def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFailureResponse:
+    """Decide each record's alert; a batch of several is decided in rank order, each with
+    the context gathered for the whole batch at once (services/batch_ranking.py)."""
     processor = BatchProcessor(event_type=EventType.SQS)
     execution: Execution | None = None
+    event, prepared = _ranked(event, container)
 
     def handle_record(record: SQSRecord) -> str:
         nonlocal execution
@@ -63,9 +69,43 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
             execution=execution,
             attempt=attempt,
             sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
+            prepared=prepared.get(alert_id),
         )
         return outcome.status
 
     return process_partial_response(
         event=event, record_handler=handle_record, processor=processor, context=None
     )
+
+
+def _alert_id_of(record: dict[str, Any]) -> str | None:
+    try:
+        found = json.loads(record.get("body") or "").get("alert_id")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _ranked(event: dict[str, Any], container: Container) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event with its records in decision order, and what was prepared for each alert.
+    A batch of one, or a failure to prepare, is decided as it came (never blocked)."""
+    from chalicelib.services.batch_ranking import prepare_batch
+
+    records = event.get("Records") or []
+    ids = [a for a in map(_alert_id_of, records) if a is not None]
+    if len(ids) < 2:
+        return event, {}
+    try:
+        order, prepared = prepare_batch(
+            ids,
+            container.alert_store,
+            container.execution.context,
+            utc_now(),
+            model=container.rank_model,
+        )
+    except Exception:  # ranking orders the batch; it never fails it (nor a broker's keys)
+        log.warning("could not rank a batch of %d; deciding it as it came", len(ids), exc_info=True)
+        return event, {}
+    place = {alert_id: i for i, alert_id in enumerate(order)}
+    ordered = sorted(records, key=lambda r: place.get(_alert_id_of(r) or "", len(place)))
+    return {**event, "Records": ordered}, prepared

@@ -163,7 +163,7 @@ def test_stage_template_wires_the_queue_and_partial_batch_failures(sam):
             "flowtrader-dev-process_alerts",
             {
                 "Queue": STAGE_OUTPUTS["AlertsQueueArn"],
-                "BatchSize": 1,
+                "BatchSize": 10,
                 "MaximumBatchingWindowInSeconds": 0,
                 "ScalingConfig": {"MaximumConcurrency": 2},
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],

@@ -182,3 +182,31 @@ def test_the_container_serves_ibkr_as_a_data_source(fake):
 
     assert md.name == "ibkr"
     assert md.latest_price("AAPL") == pytest.approx(193.18)
+
+
+def test_a_429_on_history_is_a_rate_limit_that_fetch_waits_out_and_retries(fake, tmp_path):
+    """IBKR answers 429 over its pacing ("Pacing Limitations", Web API docs: 10 requests a
+    second overall; past it "a penalty box for 10 minutes"). `backtest fetch --source ibkr`
+    backs off and retries as it does for Alpaca, instead of failing the download."""
+    from backtest.fetch import fetch
+    from chalicelib.ports import MarketDataRateLimited
+
+    fake.bars["AAPL"] = minute_rows(T0, 30)
+    md = source(fake)
+    fake.inject("GET", "iserver/marketdata/history", status=429, times=1)
+    with pytest.raises(MarketDataRateLimited):
+        md.bars("AAPL", "1Min", T0, T0 + timedelta(minutes=30))
+
+    fake.inject("GET", "iserver/marketdata/history", status=429, times=2)
+    waits: list[float] = []
+    report = fetch(
+        md,
+        "AAPL",
+        "1Min",
+        T0,
+        T0 + timedelta(minutes=30),
+        tmp_path / "a.parquet",
+        sleep=waits.append,
+    )
+    assert report.total == 30
+    assert waits == [1, 2]  # exponential backoff from 1 s

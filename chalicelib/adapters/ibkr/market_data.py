@@ -12,6 +12,9 @@
   with `t` in epoch ms and `v` in units of `volumeFactor` (100 for US stocks in the spec's
   example). Windows longer than one request holds are walked back chunk by chunk; regular
   trading hours only (`outsideRth` default false).
+- Over IBKR's pacing a call answers 429 ("Pacing Limitations": 10 requests a second, and
+  "the IP … in a penalty box for 10 minutes"): that is `MarketDataRateLimited`, which
+  `backtest fetch` waits out and retries (a live context slot just stays empty).
 - No tape: `trades` returns [] (the Client Portal REST API streams ticks only over its
   websocket).
 
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.adapters.ibkr.contracts import ConidResolver, UnknownSymbol
 from chalicelib.adapters.ibkr.session import IbkrError, IbkrSession
 from chalicelib.domain import Bar, MarketTrade, Quote
-from chalicelib.ports import MarketData, MarketDataUnavailable
+from chalicelib.ports import MarketData, MarketDataRateLimited, MarketDataUnavailable
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
@@ -193,6 +196,8 @@ class IbkrMarketData:
         try:
             return self._session.call("GET", path, params=params)
         except IbkrError as exc:
+            if exc.status == 429:  # over IBKR's pacing: the caller may wait and try again
+                raise MarketDataRateLimited(f"IBKR rate limit (429): {exc.message}") from exc
             raise MarketDataUnavailable(f"IBKR market data unavailable ({exc})") from exc
 
 

@@ -38,6 +38,16 @@ def now() -> datetime:
     return clock()
 
 
+def rate() -> float:
+    """Seconds of the stack's clock per wall second: 1 live, the speed in a replay. Spans
+    that must last in wall time (a lease's TTL, a wait) are scaled by it when they are
+    measured on the stack's clock."""
+    clock = _clock
+    if clock is None:
+        clock = install(from_env())
+    return float(getattr(clock, "speed", 1.0))
+
+
 def current() -> Clock | None:
     """The installed clock (None before the first reading)."""
     return _clock

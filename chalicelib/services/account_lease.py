@@ -37,9 +37,15 @@ def account_lease(
     """Hold the lease as `who` (made unique per call), waiting up to `wait_s` seconds.
 
     Waits with capped, jittered backoff; the holder's expiry is judged on `now` advanced by
-    the time waited.
+    the time waited. `now` is the stack's clock, which a replay runs fast: the TTL and the
+    wait are scaled by its rate, so a lease lasts `ttl` of wall time in a replay too (at 60×
+    a 30 s lease would otherwise lapse after half a second, mid-decision).
     """
+    from chalicelib import clock
+
     started = time.monotonic()
+    speed = clock.rate()
+    ttl = ttl * speed
     neighbours = _in_process(lock)
     if not neighbours.acquire(timeout=wait_s):
         raise AccountBusy(f"another alert held the account for over {wait_s:g} s")
@@ -49,7 +55,7 @@ def account_lease(
         holder = f"{who}#{os.getpid()}.{uuid.uuid4().hex[:12]}"
         delay = 0.005
         while not lock.acquire_account_lock(
-            holder, now + timedelta(seconds=time.monotonic() - started), ttl
+            holder, now + timedelta(seconds=(time.monotonic() - started) * speed), ttl
         ):
             if time.monotonic() - started > wait_s:
                 raise AccountBusy(f"another alert held the account for over {wait_s:g} s")

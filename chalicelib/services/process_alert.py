@@ -39,6 +39,7 @@ protect, sync) are `chalicelib.services.attempt.Attempt`, the account lease is
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,11 +128,14 @@ def process_alert(
     attempt: int = 1,
     sent_at: datetime | None = None,
     prepared: Prepared | None = None,
+    defer_flush: Callable[[Callable[[], None]], None] | None = None,
 ) -> Outcome:
     """Process one alert to a recorded outcome. `attempt` is the SQS receive count,
     `sent_at` when the queue got the message (SQS `SentTimestamp`; splits ingress from
     queue wait in the latency record); `prepared`, the context its batch gathered and its
-    rank among the batch's entries (services/batch_ranking.py)."""
+    rank among the batch's entries (services/batch_ranking.py); `defer_flush`, where a
+    batch runs the recording of a decided alert (outcome, journal, notices) while the next
+    alert is decided — the batch waits for it before it answers the queue."""
     record = store.claim(
         alert_id,
         AlertStatus.RECEIVED.value,
@@ -186,7 +190,10 @@ def process_alert(
             run.notify(order_error(reason, alert_id, symbol))
         run.flush()
         raise AlertFailed(reason) from exc
-    run.flush()
+    if defer_flush is not None:
+        defer_flush(run.flush)
+    else:
+        run.flush()
     return outcome
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
     processor = BatchProcessor(event_type=EventType.SQS)
     execution: Execution | None = None
     event, prepared = _ranked(event, container)
+    recording = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
+    recorded: dict[str, Future[None]] = {}
 
     def handle_record(record: SQSRecord) -> str:
         nonlocal execution
@@ -70,12 +73,36 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
             attempt=attempt,
             sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
             prepared=prepared.get(alert_id),
+            defer_flush=(
+                (lambda flush: recorded.__setitem__(record.message_id, recording.submit(flush)))
+                if prepared
+                else None
+            ),
         )
         return outcome.status
 
-    return process_partial_response(
-        event=event, record_handler=handle_record, processor=processor, context=None
-    )
+    try:
+        response = process_partial_response(
+            event=event, record_handler=handle_record, processor=processor, context=None
+        )
+    finally:
+        recording.shutdown(wait=True)
+    return _with_unrecorded(response, recorded)
+
+
+def _with_unrecorded(
+    response: PartialItemFailureResponse, recorded: dict[str, Future[None]]
+) -> PartialItemFailureResponse:
+    """A decided alert whose outcome could not be written is a failure too: SQS delivers it
+    again and the retry finds its orders at the broker and records them."""
+    failures = list(response.get("batchItemFailures", []))
+    failed = {f["itemIdentifier"] for f in failures}
+    for message_id, future in recorded.items():
+        error = future.exception()
+        if error is not None and message_id not in failed:
+            log.error("recording %s failed: %s", message_id, error)
+            failures.append({"itemIdentifier": message_id})
+    return {**response, "batchItemFailures": failures}
 
 
 def _alert_id_of(record: dict[str, Any]) -> str | None:

@@ -100,3 +100,36 @@ def test_a_redelivered_batch_decides_nothing_twice(scored):
     process_alerts(event, None)  # SQS delivers the batch again
     orders = bootstrap.container().broker.list_orders()
     assert [o.symbol for o in orders] == ["MSFT"]
+
+
+def test_a_batch_records_each_outcome_before_it_answers_and_a_failed_record_is_redelivered(
+    scored, monkeypatch
+):
+    """In a batch an alert's outcome is written while the next one is decided; the batch
+    answers the queue only once every outcome is written, and one that could not be is
+    reported for redelivery, whose retry finds the order and records it (never places it
+    again)."""
+    from app import process_alerts
+
+    ids = {s: _alert(scored, s) for s in ("AAPL", "MSFT")}
+    store = bootstrap.container().alert_store
+    honest = store.record_outcome
+
+    def flaky(alert_id, *args, **kwargs):
+        if alert_id == ids["MSFT"] and kwargs.get("details") is not None:
+            raise RuntimeError("the alerts table is unreachable")
+        return honest(alert_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "record_outcome", flaky)
+    event = sqs_event(*(json.dumps({"alert_id": ids[s]}) for s in ("AAPL", "MSFT")))
+    assert process_alerts(event, None) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert store.get(ids["AAPL"])["status"] == "rejected"  # outranked, and recorded
+    assert store.get(ids["MSFT"])["status"] == "received"  # decided, not recorded
+
+    monkeypatch.setattr(store, "record_outcome", honest)
+    again = sqs_event(json.dumps({"alert_id": ids["MSFT"]}))
+    assert process_alerts(again, None) == {"batchItemFailures": []}
+    record = store.get(ids["MSFT"])
+    assert record["status"] == "filled"
+    assert "already placed" in record["reason"]
+    assert [o.symbol for o in bootstrap.container().broker.list_orders()] == ["MSFT"]

@@ -46,6 +46,9 @@ def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
+_GATHERING = threading.Lock()  # one consumer gathers a batch at a time (with a window)
+
+
 class QueueWorker(threading.Thread):
     """Consumes the alert queue until `stop()`; honours `batchItemFailures` like Lambda does:
     failed records stay on the queue (and reach the DLQ after the redrive count)."""
@@ -58,6 +61,7 @@ class QueueWorker(threading.Thread):
         wait_seconds: int = 1,
         visibility_s: int | None = None,
         name: str = "queue-worker",
+        window_s: float = 0.0,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._sqs = boto3.client("sqs", region_name=REGION)
@@ -66,6 +70,7 @@ class QueueWorker(threading.Thread):
         self._batch_size = batch_size
         self._wait = wait_seconds
         self._visibility = visibility_s
+        self._window = window_s  # Lambda's MaximumBatchingWindowInSeconds: gather this long
         self._stopping = threading.Event()
         self._arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
@@ -104,7 +109,7 @@ class QueueWorker(threading.Thread):
         }
         if self._visibility is not None:
             receive["VisibilityTimeout"] = self._visibility
-        messages = self._sqs.receive_message(**receive).get("Messages", [])
+        messages = self._receive(receive)
         if not messages:
             return 0
         self.taken += len(messages)
@@ -132,6 +137,26 @@ class QueueWorker(threading.Thread):
             )
         self.batches += 1
         return len(messages)
+
+    def _receive(self, receive: dict[str, Any]) -> list[dict[str, Any]]:
+        """One batch. With a batching window the first message opens it and the consumer
+        keeps receiving until the batch is full or the window has passed, one consumer at a
+        time (as Lambda's poller gathers a batch), so what arrives together is one batch."""
+        if not self._window:
+            return list(self._sqs.receive_message(**receive).get("Messages", []))
+        with _GATHERING:
+            messages = list(self._sqs.receive_message(**receive).get("Messages", []))
+            gather_until = time.monotonic() + self._window
+            while messages and len(messages) < self._batch_size:
+                left = gather_until - time.monotonic()
+                if left <= 0:
+                    break
+                more = {**receive, "MaxNumberOfMessages": self._batch_size - len(messages)}
+                more["WaitTimeSeconds"] = max(0, min(self._wait, int(left)))
+                messages += self._sqs.receive_message(**more).get("Messages", [])
+                if more["WaitTimeSeconds"] == 0:
+                    time.sleep(min(0.05, max(0.0, left)))
+            return messages
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -191,6 +216,14 @@ class Heartbeat:
 
     def clear(self) -> None:
         self._ddb.delete_item(TableName=self._table, Key=HEARTBEAT_KEY)
+
+
+def batching_window_s(app: Any, handler_name: str = "process_alerts") -> float:
+    """The app's SQS event source's `maximum_batching_window_in_seconds` (0: none)."""
+    for source in getattr(app, "event_sources", []):
+        if getattr(source, "name", None) == handler_name and hasattr(source, "batch_size"):
+            return float(getattr(source, "maximum_batching_window_in_seconds", 0) or 0)
+    return 0.0
 
 
 def lambda_concurrency(app: Any, handler_name: str = "process_alerts") -> tuple[int, int]:
@@ -274,6 +307,7 @@ def main(role: str = "consumers") -> int:
 def consumer_threads(
     c: Any, app_module: Any, concurrency: int, batch_size: int
 ) -> list[QueueWorker]:
+    window = batching_window_s(app_module.app)  # FLOWTRADER_RANK_WINDOW_S, as SQS would
     return [
         QueueWorker(
             c.settings.queue_url,
@@ -281,6 +315,7 @@ def consumer_threads(
             batch_size=batch_size,
             visibility_s=VISIBILITY_S,
             name=f"queue-worker-{i + 1}",
+            window_s=window,
         )
         for i in range(concurrency)
     ]

@@ -5,6 +5,10 @@ aws-lambda-powertools' batch utility turns a raising record handler into an entr
 alert failed (`AlertFailed`: broker unavailable, an error) is reported, so SQS delivers it
 again; the queue's redrive policy dead-letters it after 5 receives.
 
+A batch of several alerts is decided in rank order (services/batch_ranking.py); each
+decided alert's recording runs while the next is decided, and the batch answers only once
+all are written (an unwritten one is reported, so SQS delivers it again).
+
 Retries (docs/architecture.md, "Retries"): this redelivery is the alert's retry. Within one
 receive the use case places each intent at most `broker_attempts` = 2 times, looking it up
 by client order id in between, and the broker adapter POSTs once per call: at most 10 POSTs
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +70,10 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
         attributes = record.raw_event.get("attributes") or {}
         attempt = int(attributes.get("ApproximateReceiveCount") or 1)
         sent = attributes.get("SentTimestamp")
+
+        def record_while_the_next_is_decided(flush: Callable[[], None]) -> None:
+            recorded[record.message_id] = recording.submit(flush)
+
         outcome = process_alert(
             alert_id,
             store=container.alert_store,
@@ -73,11 +82,7 @@ def handle_batch(event: dict[str, Any], container: Container) -> PartialItemFail
             attempt=attempt,
             sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
             prepared=prepared.get(alert_id),
-            defer_flush=(
-                (lambda flush: recorded.__setitem__(record.message_id, recording.submit(flush)))
-                if prepared
-                else None
-            ),
+            defer_flush=record_while_the_next_is_decided if prepared else None,
         )
         return outcome.status
 

@@ -32,20 +32,20 @@ _clock: Clock | None = None
 def now() -> datetime:
     """The current time (UTC) by the installed clock; the first call installs the one
     `FLOWTRADER_CLOCK` names (the wall clock when unset)."""
-    clock = _clock
-    if clock is None:
-        clock = install(from_env())
-    return clock()
+    return _installed()()
 
 
 def rate() -> float:
     """Seconds of the stack's clock per wall second: 1 live, the speed in a replay. Spans
     that must last in wall time (a lease's TTL, a wait) are scaled by it when they are
     measured on the stack's clock."""
+    return float(getattr(_installed(), "speed", 1.0))
+
+
+def _installed() -> Clock:
+    """The installed clock, installing the one `FLOWTRADER_CLOCK` names on first use."""
     clock = _clock
-    if clock is None:
-        clock = install(from_env())
-    return float(getattr(clock, "speed", 1.0))
+    return clock if clock is not None else install(from_env())
 
 
 def current() -> Clock | None:

@@ -85,3 +85,23 @@ def _in_process(lock: AccountLock) -> threading.Lock:
         if found is None:
             found = _queues[lock] = threading.Lock()
         return found
+
+
+def waited_for_a_holder(lock: AccountLock, now: datetime, wait_s: float) -> bool:
+    """Look at the lease without taking it: True if someone held it, after waiting up to
+    `wait_s` for it to be free; False if it was free. Expiry is judged as `account_lease`
+    judges it: on `now` advanced by the time waited, at the stack clock's rate."""
+    from chalicelib import clock
+
+    started = time.monotonic()
+    speed = clock.rate()
+
+    def held() -> bool:
+        waited = timedelta(seconds=(time.monotonic() - started) * speed)
+        return lock.account_lock_held(now + waited)
+
+    if not held():
+        return False
+    while time.monotonic() - started < wait_s and held():
+        time.sleep(0.02)
+    return True

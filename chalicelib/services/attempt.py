@@ -42,6 +42,8 @@ from chalicelib.services.sync_portfolio import SyncReport, sync_portfolio
 log = logging.getLogger(__name__)
 
 RESUMED = (AlertStatus.RECEIVED.value, AlertStatus.FAILED.value)
+# What a worker may take: not yet decided (a redelivery of a decided alert does nothing).
+CLAIMABLE = (AlertStatus.STORED.value, AlertStatus.QUEUED.value, *RESUMED)
 TRADES = ("close", "open")  # the legs that trade; an alert that has one was acted on
 LEGS = (*TRADES, "protect", "restore")  # every client order id suffix of an alert
 

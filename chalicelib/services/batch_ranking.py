@@ -19,11 +19,10 @@ from chalicelib.ports import AlertStore
 from chalicelib.rules.rank_model import RankModel
 from chalicelib.rules.ranking import Signal, Standing, batch_order, rank_of
 from chalicelib.rules.score import setup_features
+from chalicelib.services.attempt import CLAIMABLE
 from chalicelib.services.context import ContextSources, MarketView, gather_context, wants_score
 
 log = logging.getLogger(__name__)
-
-CLAIMABLE = ("stored", "queued", "received", "failed")
 
 
 @dataclass(frozen=True)

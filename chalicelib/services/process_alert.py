@@ -74,6 +74,7 @@ from chalicelib.rules.orders import (
 )
 from chalicelib.services.account_lease import AccountBusy, account_lease
 from chalicelib.services.attempt import (
+    CLAIMABLE,
     RESUMED,
     TRADES,
     AlertFailed,
@@ -94,14 +95,8 @@ from chalicelib.services.sync_portfolio import SyncReport
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AccountBusy", "AlertFailed", "Execution", "Outcome", "process_alert"]
+__all__ = ["CLAIMABLE", "AccountBusy", "AlertFailed", "Execution", "Outcome", "process_alert"]
 
-CLAIMABLE = (
-    AlertStatus.STORED.value,
-    AlertStatus.QUEUED.value,
-    AlertStatus.RECEIVED.value,
-    AlertStatus.FAILED.value,
-)
 MAX_RECEIVES = 5  # the queue's redrive maxReceiveCount (infra/template.yaml)
 WORKING = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING)
 

@@ -24,7 +24,6 @@ positions it reports).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +33,7 @@ from chalicelib.domain import Account, ClosedTrade, ExitReason, Order, OrderStat
 from chalicelib.ports import Broker, LeasedState, Notifier, SyncState
 from chalicelib.rules.market_calendar import session_bounds, trading_date
 from chalicelib.rules.pnl import FillEvent, Holding, exit_reason, replay
-from chalicelib.services.account_lease import account_lease
+from chalicelib.services.account_lease import account_lease, waited_for_a_holder
 from chalicelib.services.notify import position_closed, position_drift, send
 
 log = logging.getLogger(__name__)
@@ -176,10 +175,7 @@ def sync_portfolio(
     account = None
     if changed is None:  # the account (equity, day P/L) is the sweep's: once a minute is enough
         account = broker.get_account()
-        try:
-            state.save_account(account, now)
-        except Exception:  # the P/L view falls back to its own sums
-            log.warning("account snapshot failed", exc_info=True)
+        _save_account(state, account, now)
     return SyncReport(
         tuple(trades), tuple(drift), updated, tuple(positions), baseline, account, ran=True
     )
@@ -310,7 +306,7 @@ def scheduled_sync(
         return {"skipped": "outside the trading session"}
     quiet = _quiet_pass(broker, state, now)
     for _ in range(SETTLE_LOOKS):
-        if quiet is not None or not _settled(state, now, settle_s):
+        if quiet is not None or not settle_s or not waited_for_a_holder(state, now, settle_s):
             break
         quiet = _quiet_pass(broker, state, now)
     if quiet is not None:
@@ -320,20 +316,11 @@ def scheduled_sync(
     return report.as_record() | {"leased": True}
 
 
-def _settled(state: LeasedState, now: datetime, settle_s: float) -> bool:
-    """Wait up to `settle_s` for the lease to be free; True if it was held when first looked
-    at (the findings may be a decision in flight: look again), False if it was free. Expiry
-    is judged on `now` advanced by the time waited, as the lease itself does."""
-    started = time.monotonic()
-
-    def held() -> bool:
-        return state.account_lock_held(now + timedelta(seconds=time.monotonic() - started))
-
-    if not settle_s or not held():
-        return False
-    while time.monotonic() - started < settle_s and held():
-        time.sleep(0.02)
-    return True
+def _save_account(state: SyncState, account: Account, now: datetime) -> None:
+    try:
+        state.save_account(account, now)
+    except Exception:  # the P/L view falls back to its own sums
+        log.warning("account snapshot failed", exc_info=True)
 
 
 def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport | None:
@@ -356,8 +343,5 @@ def _quiet_pass(broker: Broker, state: SyncState, now: datetime) -> SyncReport |
         return None  # the full pass says why
     updated = _rerecord(state, stale, now)
     state.refresh_marks(positions, previous, now)
-    try:
-        state.save_account(account, now)
-    except Exception:  # the P/L view falls back to its own sums
-        log.warning("account snapshot failed", exc_info=True)
+    _save_account(state, account, now)
     return SyncReport(positions=tuple(positions), account=account, orders_updated=updated, ran=True)

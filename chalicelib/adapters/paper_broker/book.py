@@ -165,6 +165,24 @@ class Record:
         return self.order.model_copy(update={"legs": legs})
 
 
+def fill_in_full(record: Record, price: float, now: datetime, book: Book) -> tuple[Record, Book]:
+    """`record` filled for its whole quantity at `price`, and the book after that fill."""
+    order = record.order
+    after = apply_fill(book, order.symbol, order.side, Decimal(str(order.qty)), Decimal(str(price)))
+    filled = record.evolve(
+        status=OrderStatus.FILLED, filled_qty=order.qty, filled_avg_price=price, filled_at=now
+    )
+    return filled, after
+
+
+def activate(legs: list[Record]) -> list[Record]:
+    """An entry filled: its held (pending) legs start working."""
+    return [
+        leg.evolve(status=OrderStatus.NEW) if leg.order.status is OrderStatus.PENDING else leg
+        for leg in legs
+    ]
+
+
 def group_members(record: Record, head: Record | None, legs: list[Record]) -> list[Record]:
     """The other open records of `record`'s group: its OCO head and the head's legs.
 

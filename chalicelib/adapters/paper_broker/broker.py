@@ -26,7 +26,8 @@ from chalicelib.adapters.paper_broker.book import (
     WORKING,
     Book,
     Record,
-    apply_fill,
+    activate,
+    fill_in_full,
     group_members,
     new_records,
     validate,
@@ -144,21 +145,8 @@ class PaperBroker:
         evaluation = fills.evaluate(working_view(head), PriceMove(price), self._slippage_bps)
         if evaluation.fill_price is None:
             return None
-        fill_price = evaluation.fill_price
-        order = head.order
-        after = apply_fill(
-            book, order.symbol, order.side, Decimal(str(order.qty)), Decimal(str(fill_price))
-        )
-        filled = head.evolve(
-            status=OrderStatus.FILLED,
-            filled_qty=order.qty,
-            filled_avg_price=fill_price,
-            filled_at=now,
-        )
-        legs = [
-            leg.evolve(status=OrderStatus.NEW) if leg.order.status is OrderStatus.PENDING else leg
-            for leg in records[1:]
-        ]
+        filled, after = fill_in_full(head, evaluation.fill_price, now, book)
+        legs = activate(records[1:])
         return [filled, *legs], after
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -373,30 +361,14 @@ class PaperBroker:
             fresh = known.get(record.cid) if first else self._store.record(record.cid)
             if fresh is None or fresh.order.status not in WORKING:
                 return []
-            book = apply_fill(
-                self._store.book(),
-                fresh.order.symbol,
-                fresh.order.side,
-                Decimal(str(fresh.order.qty)),
-                Decimal(str(price)),
-            )
-            filled = fresh.evolve(
-                status=OrderStatus.FILLED,
-                filled_qty=fresh.order.qty,
-                filled_avg_price=price,
-                filled_at=now,
-            )
+            filled, book = fill_in_full(fresh, price, now, self._store.book())
             if fresh.group is None:  # an entry (or plain exit) activates its held legs
                 legs = (
                     [known[c] for c in fresh.legs]
                     if first and all(c in known for c in fresh.legs)
                     else self._store.records(fresh.legs)
                 )
-                related = [
-                    leg.evolve(status=OrderStatus.NEW)
-                    for leg in legs
-                    if leg.order.status is OrderStatus.PENDING
-                ]
+                related = activate([leg for leg in legs if leg.order.status is OrderStatus.PENDING])
             else:  # a protective fill cancels the rest of its group
                 related = [s.evolve(status=OrderStatus.CANCELED) for s in self._group_of(fresh)]
             try:

@@ -218,20 +218,26 @@ class Heartbeat:
         self._ddb.delete_item(TableName=self._table, Key=HEARTBEAT_KEY)
 
 
-def batching_window_s(app: Any, handler_name: str = "process_alerts") -> float:
-    """The app's SQS event source's `maximum_batching_window_in_seconds` (0: none)."""
+def _sqs_source(app: Any, handler_name: str) -> Any:
+    """The app's SQS event source for `handler_name` (None: it has none)."""
     for source in getattr(app, "event_sources", []):
         if getattr(source, "name", None) == handler_name and hasattr(source, "batch_size"):
-            return float(getattr(source, "maximum_batching_window_in_seconds", 0) or 0)
-    return 0.0
+            return source
+    return None
+
+
+def batching_window_s(app: Any, handler_name: str = "process_alerts") -> float:
+    """The app's SQS event source's `maximum_batching_window_in_seconds` (0: none)."""
+    source = _sqs_source(app, handler_name)
+    return float(getattr(source, "maximum_batching_window_in_seconds", 0) or 0)
 
 
 def lambda_concurrency(app: Any, handler_name: str = "process_alerts") -> tuple[int, int]:
     """(maximum_concurrency, batch_size) of the app's SQS event source for `handler_name`."""
-    for source in getattr(app, "event_sources", []):
-        if getattr(source, "name", None) == handler_name and hasattr(source, "batch_size"):
-            return int(source.maximum_concurrency or 1), int(source.batch_size or 1)
-    return 1, 10
+    source = _sqs_source(app, handler_name)
+    if source is None:
+        return 1, 10
+    return int(source.maximum_concurrency or 1), int(source.batch_size or 1)
 
 
 def flow_scan_job(c: Any) -> Callable[[], Any]:

@@ -1,6 +1,10 @@
 """The local stack batches as SQS would: with FLOWTRADER_RANK_WINDOW_S the worker gathers
 the alerts that arrive within the window and decides them as one ranked batch, so the
-cooldown's one slot goes to one of them and the others say they were outranked."""
+cooldown's one slot goes to one of them and the others say they were outranked.
+
+The window is Lambda's SQS `MaximumBatchingWindowInSeconds` ("The maximum amount of time to
+gather records before invoking the function", 0–300 s; AWS CDK `SqsEventSourceProps`,
+https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_lambda_event_sources.SqsEventSourceProps.html)."""
 
 from __future__ import annotations
 

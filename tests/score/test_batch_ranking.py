@@ -1,7 +1,15 @@
 """Signals that arrive together (one SQS batch) compete by rank for the cooldown's slots
 (issue 12): through app.py's queue handler, on the embedded AWS and the paper broker, with
 the cooldown at one trade an hour. The score slot is a port; here it answers per ticker, as
-the GPT scorer or the formula would with different setups."""
+the GPT scorer or the formula would with different setups.
+
+The batch is Lambda's SQS event source's (AWS CDK `SqsEventSourceProps`,
+https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_lambda_event_sources.SqsEventSourceProps.html):
+"batchSize … Valid Range: Minimum value of 1. Maximum value of 10" without a batching window;
+"maxBatchingWindow … Maximum value of 5 minutes. Default: no batching window. The lambda
+function will be invoked immediately with the records that are available"; and
+"reportBatchItemFailures: Allow functions to return partially successful responses for a
+batch of records" — the `batchItemFailures` these tests read."""
 
 from __future__ import annotations
 
